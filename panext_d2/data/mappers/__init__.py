@@ -1,0 +1,25 @@
+"""Dataset mappers, selected by ``cfg.INPUT.DATASET_MAPPER_NAME``.
+
+A mapper is registered as a class with a ``from_config(cfg, is_train)`` (detectron2's
+``@configurable`` convention), so ``build_dataset_mapper`` can construct it for training
+and for inference.
+"""
+from detectron2.data import DatasetMapper
+from detectron2.utils.registry import Registry
+
+MAPPER_REGISTRY = Registry("DATASET_MAPPER")
+MAPPER_REGISTRY.__doc__ = "Dataset mappers, looked up by cfg.INPUT.DATASET_MAPPER_NAME."
+MAPPER_REGISTRY.register_obj(DatasetMapper, "default")
+
+
+def build_dataset_mapper(cfg, is_train: bool):
+    name = cfg.INPUT.DATASET_MAPPER_NAME
+    if name not in MAPPER_REGISTRY:
+        raise KeyError(
+            f"INPUT.DATASET_MAPPER_NAME={name!r} is not a registered mapper; "
+            f"expected one of {sorted(k for k, _ in MAPPER_REGISTRY)}"
+        )
+    return MAPPER_REGISTRY.get(name)(cfg, is_train)
+
+
+__all__ = ["MAPPER_REGISTRY", "build_dataset_mapper"]

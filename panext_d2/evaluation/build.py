@@ -1,0 +1,64 @@
+"""Evaluators chosen by a dataset's ``evaluator_type`` metadata.
+
+Each entry of ``EVALUATOR_REGISTRY`` is a function ``(cfg, dataset_name, output_folder) ->
+list[DatasetEvaluator]`` registered under an evaluator type; model families register their
+own types (for example AP at IoU 0.5, or the empty-image metrics) next to detectron2's.
+"""
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import (
+    CityscapesInstanceEvaluator,
+    COCOEvaluator,
+    COCOPanopticEvaluator,
+    DatasetEvaluators,
+    SemSegEvaluator,
+)
+from detectron2.utils.registry import Registry
+
+EVALUATOR_REGISTRY = Registry("EVALUATOR")
+EVALUATOR_REGISTRY.__doc__ = "Evaluator builders keyed by MetadataCatalog evaluator_type."
+
+
+@EVALUATOR_REGISTRY.register("coco_panoptic_seg")
+def _panoptic(cfg, dataset_name, output_folder):
+    """PQ always; mIoU and box/mask AP when the dataset carries semantic / instance labels."""
+    meta = MetadataCatalog.get(dataset_name)
+    evaluators = [COCOPanopticEvaluator(dataset_name, output_folder)]
+    if meta.get("sem_seg_evaluation", cfg.MODEL.SEM_SEG_HEAD.NAME != ""):
+        evaluators.append(SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder))
+    if meta.get("json_file") and cfg.MODEL.MASK_ON:
+        evaluators.append(COCOEvaluator(dataset_name, output_dir=output_folder))
+    return evaluators
+
+
+@EVALUATOR_REGISTRY.register("coco")
+def _coco(cfg, dataset_name, output_folder):
+    return [COCOEvaluator(dataset_name, output_dir=output_folder)]
+
+
+@EVALUATOR_REGISTRY.register("sem_seg")
+def _sem_seg(cfg, dataset_name, output_folder):
+    return [SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)]
+
+
+@EVALUATOR_REGISTRY.register("cityscapes_sem_seg")
+def _cityscapes_sem_seg(cfg, dataset_name, output_folder):
+    """detectron2's Cityscapes sem-seg files are labelTrainIds PNGs: plain mIoU over 19 classes,
+    without the cityscapesscripts dependency of CityscapesSemSegEvaluator."""
+    return [SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)]
+
+
+@EVALUATOR_REGISTRY.register("cityscapes_instance")
+def _cityscapes_instance(cfg, dataset_name, output_folder):
+    return [CityscapesInstanceEvaluator(dataset_name)]
+
+
+def build_evaluator(cfg, dataset_name, output_folder):
+    """A DatasetEvaluators for ``dataset_name``, chosen by its metadata's evaluator_type."""
+    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if evaluator_type is None or evaluator_type not in EVALUATOR_REGISTRY:
+        raise KeyError(
+            f"dataset {dataset_name!r} has evaluator_type={evaluator_type!r}; expected one of "
+            f"{sorted(k for k, _ in EVALUATOR_REGISTRY)} (set it in MetadataCatalog)"
+        )
+    evaluators = EVALUATOR_REGISTRY.get(evaluator_type)(cfg, dataset_name, output_folder)
+    return evaluators[0] if len(evaluators) == 1 else DatasetEvaluators(evaluators)

@@ -1,0 +1,1 @@
+"""Importing this package registers every backbone, head and meta-architecture."""
