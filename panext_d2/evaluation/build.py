@@ -12,13 +12,14 @@ from detectron2.evaluation import (
     DatasetEvaluators,
     SemSegEvaluator,
 )
-from detectron2.utils.registry import Registry
 
-EVALUATOR_REGISTRY = Registry("EVALUATOR")
+from ..utils.registry import NamedRegistry
+
+EVALUATOR_REGISTRY = NamedRegistry("EVALUATOR")
 EVALUATOR_REGISTRY.__doc__ = "Evaluator builders keyed by MetadataCatalog evaluator_type."
 
 
-@EVALUATOR_REGISTRY.register("coco_panoptic_seg")
+@EVALUATOR_REGISTRY.register_as("coco_panoptic_seg")
 def _panoptic(cfg, dataset_name, output_folder):
     """PQ always; mIoU and box/mask AP when the dataset carries semantic / instance labels."""
     meta = MetadataCatalog.get(dataset_name)
@@ -30,24 +31,24 @@ def _panoptic(cfg, dataset_name, output_folder):
     return evaluators
 
 
-@EVALUATOR_REGISTRY.register("coco")
+@EVALUATOR_REGISTRY.register_as("coco")
 def _coco(cfg, dataset_name, output_folder):
     return [COCOEvaluator(dataset_name, output_dir=output_folder)]
 
 
-@EVALUATOR_REGISTRY.register("sem_seg")
+@EVALUATOR_REGISTRY.register_as("sem_seg")
 def _sem_seg(cfg, dataset_name, output_folder):
     return [SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)]
 
 
-@EVALUATOR_REGISTRY.register("cityscapes_sem_seg")
+@EVALUATOR_REGISTRY.register_as("cityscapes_sem_seg")
 def _cityscapes_sem_seg(cfg, dataset_name, output_folder):
     """detectron2's Cityscapes sem-seg files are labelTrainIds PNGs: plain mIoU over 19 classes,
     without the cityscapesscripts dependency of CityscapesSemSegEvaluator."""
     return [SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)]
 
 
-@EVALUATOR_REGISTRY.register("cityscapes_instance")
+@EVALUATOR_REGISTRY.register_as("cityscapes_instance")
 def _cityscapes_instance(cfg, dataset_name, output_folder):
     return [CityscapesInstanceEvaluator(dataset_name)]
 
@@ -58,7 +59,7 @@ def build_evaluator(cfg, dataset_name, output_folder):
     if evaluator_type is None or evaluator_type not in EVALUATOR_REGISTRY:
         raise KeyError(
             f"dataset {dataset_name!r} has evaluator_type={evaluator_type!r}; expected one of "
-            f"{sorted(k for k, _ in EVALUATOR_REGISTRY)} (set it in MetadataCatalog)"
+            f"{EVALUATOR_REGISTRY.names()} (set it in MetadataCatalog)"
         )
     evaluators = EVALUATOR_REGISTRY.get(evaluator_type)(cfg, dataset_name, output_folder)
     return evaluators[0] if len(evaluators) == 1 else DatasetEvaluators(evaluators)

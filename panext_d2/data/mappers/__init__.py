@@ -5,11 +5,12 @@ A mapper is registered as a class with a ``from_config(cfg, is_train)`` (detectr
 and for inference.
 """
 from detectron2.data import DatasetMapper
-from detectron2.utils.registry import Registry
 
-MAPPER_REGISTRY = Registry("DATASET_MAPPER")
+from ...utils.registry import NamedRegistry
+
+MAPPER_REGISTRY = NamedRegistry("DATASET_MAPPER")
 MAPPER_REGISTRY.__doc__ = "Dataset mappers, looked up by cfg.INPUT.DATASET_MAPPER_NAME."
-MAPPER_REGISTRY.register_obj(DatasetMapper, "default")
+MAPPER_REGISTRY.register_as("default", DatasetMapper)
 
 
 def build_dataset_mapper(cfg, is_train: bool):
@@ -17,7 +18,7 @@ def build_dataset_mapper(cfg, is_train: bool):
     if name not in MAPPER_REGISTRY:
         raise KeyError(
             f"INPUT.DATASET_MAPPER_NAME={name!r} is not a registered mapper; "
-            f"expected one of {sorted(k for k, _ in MAPPER_REGISTRY)}"
+            f"expected one of {MAPPER_REGISTRY.names()}"
         )
     return MAPPER_REGISTRY.get(name)(cfg, is_train)
 
