@@ -1,4 +1,6 @@
 """One ``add_*_config`` per component, composed by :func:`add_panext_config`."""
+from detectron2.config import get_cfg
+
 from .common import add_common_config
 
 
@@ -8,4 +10,13 @@ def add_panext_config(cfg):
     return cfg
 
 
-__all__ = ["add_panext_config", "add_common_config"]
+def get_panext_cfg(config_file=None, opts=()):
+    """detectron2's default config plus ours, merged with a YAML file and KEY VALUE overrides."""
+    cfg = add_panext_config(get_cfg())
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+
+__all__ = ["add_panext_config", "add_common_config", "get_panext_cfg"]
