@@ -1,0 +1,4 @@
+from .train_loop import AccumulatingTrainer
+from .trainer import Trainer, resolve_checkpoint_period, wrap_ddp
+
+__all__ = ["AccumulatingTrainer", "Trainer", "resolve_checkpoint_period", "wrap_ddp"]
