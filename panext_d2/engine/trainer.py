@@ -15,6 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data import build_dataset_mapper
 from ..evaluation import build_evaluator
+from ..modeling.backbone.convnext import layer_lr_decay_func
 from ..solver import build_lr_scheduler, build_optimizer
 from .train_loop import AccumulatingTrainer
 
@@ -85,7 +86,7 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg, model):
-        return build_optimizer(cfg, model)
+        return build_optimizer(cfg, model, lr_factor_func=layer_lr_decay_func(cfg))
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer):
