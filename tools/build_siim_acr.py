@@ -1,0 +1,36 @@
+#!/usr/bin/env python
+"""Build SIIM-ACR pneumothorax (seed 003 §7.1.1): masks from Kaggle's RLE csv, an 81/9/10
+split stratified by empty / non-empty images, and the Table 7.1 statistics.
+
+Input under <root>/siim_acr: train-rle.csv and images/<ImageId>.png (or --csv / --images;
+DICOM <ImageId>.dcm files anywhere under --images are converted when pydicom is installed).
+"""
+import argparse
+
+from panext_d2.data.builders.common import SemSegStats, add_root_argument
+from panext_d2.data.builders.siim_acr import CLASSES, build_siim_acr
+
+SEED_TABLE = ("seed 003 Table 7.1: 10675 images, 8647 / 961 / 1067; pneumothorax 24.25% of "
+              "images, 0.32% of pixels")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_root_argument(parser)
+    parser.add_argument("--csv", help="RLE csv (default: <root>/siim_acr/train-rle.csv)")
+    parser.add_argument("--images", help="image folder (default: <root>/siim_acr/images)")
+    parser.add_argument("--seed", type=int, default=0, help="split seed")
+    args = parser.parse_args()
+    stats = build_siim_acr(args.root, args.csv, args.images, args.seed)
+    for split, split_stats in stats.items():
+        print(split_stats.format(f"siim_acr {split}"))
+    total = SemSegStats(CLASSES)
+    for split_stats in stats.values():
+        total.merge(split_stats)
+    print(total.format("siim_acr all"))
+    print(SEED_TABLE)
+
+
+if __name__ == "__main__":
+    main()
