@@ -7,13 +7,17 @@ import weakref
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
 from detectron2.engine import DefaultTrainer, TrainerBase
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data import build_dataset_mapper
+from ..data import build_dataset_mapper, build_train_sampler
 from ..evaluation import build_evaluator
 from ..modeling.backbone.convnext import layer_lr_decay_func
 from ..solver import build_lr_scheduler, build_optimizer
@@ -94,7 +98,20 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=build_dataset_mapper(cfg, is_train=True))
+        """detectron2's loader; with DATALOADER.SAMPLER_TRAIN "ForegroundBalancedSampler" each
+        batch gets the configured share of foreground images, so aspect-ratio grouping (which
+        would regroup the images) is off."""
+        mapper = build_dataset_mapper(cfg, is_train=True)
+        if cfg.DATALOADER.SAMPLER_TRAIN != "ForegroundBalancedSampler":
+            return build_detection_train_loader(cfg, mapper=mapper)
+        dicts = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
+        return build_detection_train_loader(
+            cfg,
+            mapper=mapper,
+            dataset=dicts,
+            sampler=build_train_sampler(cfg, dicts),
+            aspect_ratio_grouping=False,
+        )
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

@@ -20,7 +20,7 @@ SIZES = {
     "synthetic_sparse_train": 400,
     "synthetic_sparse_val": 100,
 }
-EVALUATOR = {"panoptic": "coco_panoptic_seg", "instances": "coco", "sparse": "sem_seg"}
+EVALUATOR = {"panoptic": "coco_panoptic_seg", "instances": "coco", "sparse": "empty_images"}
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))

@@ -1,0 +1,87 @@
+"""Config keys of the seed-003 encoder-decoder segmenter (SPEC §4): U-Net decoder, inverted
+hypercolumns, multi-level fuse block, losses, image-level batch sampling, the §7.2 metrics
+and the semantic mapper. Each default names its source; "seed silent" marks our decisions.
+
+Table 8.2 / 8.3 / 8.5 rows as configs (with MODEL.META_ARCHITECTURE "EncDecSegmentor"):
+  U-Net CE         DECODER "unet",         LOSS.MAIN "cross_entropy", LOSS.FG_WEIGHT 0.0
+  U-Net focal      DECODER "unet",         LOSS.MAIN "focal",         LOSS.FG_WEIGHT 0.0
+  Hypercolumns     DECODER "hypercolumns", LOSS.FG_WEIGHT 0.0
+  + ConvFuse       DECODER "proposed", FUSE.SE_IN False, FUSE.SE_OUT False
+  + SE Block In    DECODER "proposed", FUSE.SE_OUT False
+  + SE Block Out   DECODER "proposed" (every FUSE switch on) = "Proposed"
+(§7.3.3: the auxiliary loss "is only used in the proposed model"; the ablation rows of
+Table 8.5 do not say whether they kept it.)
+"""
+
+from detectron2.config import CfgNode as CN
+
+
+def add_encdec_config(cfg):
+    cfg.MODEL.ENCDEC = CN()
+    # Encoder = any registered detectron2 backbone (cfg.MODEL.BACKBONE.NAME; seed 003 §7.3.1:
+    # ResNet-50, "build_resnet_backbone" with MODEL.RESNETS.OUT_FEATURES listing these names).
+    # Finest first; the U-Net decoder has one stage per feature after the coarsest.
+    cfg.MODEL.ENCDEC.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    # "unet" (§6.1.1) | "hypercolumns" (U-Net + eq. 6.1) | "proposed" (+ eq. 6.2 fuse block).
+    # Default: the thesis' model (§6, Tables 8.2 / 8.3 "Proposed").
+    cfg.MODEL.ENCDEC.DECODER = "proposed"
+    # Output width of each decoder stage, coarsest stage first. Seed silent (U-Net "increases
+    # the number of channels in the decoder", §5.3): the first three of the common
+    # segmentation_models_pytorch U-Net widths (256, 128, 64, 32, 16), one per skip of res4..res2.
+    cfg.MODEL.ENCDEC.DECODER_CHANNELS = [256, 128, 64]
+    # Common width C of the inverted hypercolumns (eq. 6.1), also the fuse block's width.
+    # Seed silent: 64 = the finest decoder stage's width, so its phi is width-preserving.
+    cfg.MODEL.ENCDEC.HYPERCOLUMN_CHANNELS = 64
+    # Normalisation after every decoder / fuse 3x3 conv (§6.1.3: BatchNorm; "SyncBN" under DDP).
+    cfg.MODEL.ENCDEC.NORM = "BN"
+    # Classes including background (label 0). Default: COCO BikeCar, background / bicycle /
+    # car (§7.1.2); SIIM-ACR uses 2.
+    cfg.MODEL.ENCDEC.NUM_CLASSES = 3
+    # Label ignored by every loss (detectron2's sem-seg convention, our datasets' ignore_label).
+    cfg.MODEL.ENCDEC.IGNORE_VALUE = 255
+    # Inputs are zero-padded to a multiple of this so each stage halves exactly (ResNet output
+    # stride 32); the decoder also matches sizes by interpolation, so 0 works as well.
+    cfg.MODEL.ENCDEC.SIZE_DIVISIBILITY = 32
+
+    # Multi-level fuse block Z' = psi2(F(psi1(X))) (eq. 6.2); used by DECODER "proposed".
+    cfg.MODEL.ENCDEC.FUSE = CN()
+    cfg.MODEL.ENCDEC.FUSE.SE_IN = True  # psi1 (Table 8.5 "+ SE Block In")
+    cfg.MODEL.ENCDEC.FUSE.CONV = True  # F (Table 8.5 "+ ConvFuse")
+    cfg.MODEL.ENCDEC.FUSE.SE_OUT = True  # psi2 (Table 8.5 "+ SE Block Out")
+    cfg.MODEL.ENCDEC.FUSE.NUM_CONVS = 3  # "three 3x3 convolutions" (§6.1.3)
+    # SE reduction ratio r: seed silent; 16 as in the SE paper (Hu et al. 2018), SPEC §4.
+    cfg.MODEL.ENCDEC.FUSE.SE_REDUCTION = 16
+
+    cfg.MODEL.ENCDEC.LOSS = CN()
+    # Main pixel loss on all images: "cross_entropy" (§6.2.1, eq. 5.6) | "focal" (§7.3.3
+    # footnote 2, Table 8.2 "U-Net Focal Loss", eq. 5.8: softmax focal loss without class
+    # weights).
+    cfg.MODEL.ENCDEC.LOSS.MAIN = "cross_entropy"
+    cfg.MODEL.ENCDEC.LOSS.FOCAL_GAMMA = 2.0  # seed silent; 2 as in Lin et al. 2017, SPEC §4
+    # alpha of eq. 6.4, weight of the foreground soft-Dice of eq. 6.3 (§7.3.3: 0.1); 0 disables.
+    cfg.MODEL.ENCDEC.LOSS.FG_WEIGHT = 0.1
+
+    # Image-level batch sampling (§2.4.1, §8.1), used when DATALOADER.SAMPLER_TRAIN is
+    # "ForegroundBalancedSampler" (panext_d2/data/samplers.py).
+    cfg.DATALOADER.FOREGROUND_SAMPLING = CN()
+    # "random" | "under" | "over"; §8.1 adopts under-sampling for every later experiment.
+    cfg.DATALOADER.FOREGROUND_SAMPLING.MODE = "under"
+    # Share of foreground images in every per-process batch (§8.1: 50%).
+    cfg.DATALOADER.FOREGROUND_SAMPLING.FOREGROUND_SHARE = 0.5
+
+    # Mapper "semantic" (panext_d2/data/mappers/semantic.py).
+    cfg.INPUT.SEMANTIC = CN()
+    # Fixed (height, width) of training and test inputs (§7.3.4: 512x512 for segmentation).
+    cfg.INPUT.SEMANTIC.SIZE = (512, 512)
+    # Horizontal flip with probability 0.5 at training time, the only augmentation (§7.3.4).
+    cfg.INPUT.SEMANTIC.HFLIP = True
+    # detectron2's INPUT.CROP (off by default) is applied before the resize when enabled.
+
+    # §7.2 metrics (panext_d2/evaluation/empty_images.py, evaluator_type "empty_images").
+    cfg.TEST.EMPTY_IMAGES = CN()
+    # How the foreground IoU on non-empty images is reduced. §7.2 does not say; "dataset"
+    # (default) accumulates intersections and unions per class over all non-empty images
+    # (eq. 5.4 with TP/FP/FN counted over the set, as detectron2's SemSegEvaluator does);
+    # "image" averages per-image IoUs (see the evaluator's docstring).
+    cfg.TEST.EMPTY_IMAGES.IOU_MODE = "dataset"
+    return cfg

@@ -1,0 +1,98 @@
+"""U-Net decoder of seed 003 §6.1.1: bilinear upsampling instead of transposed convolutions,
+element-wise sum instead of concatenation in the skips, two 3x3 conv-BN-ReLU per stage."""
+
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from fvcore.nn import weight_init
+from torch import nn
+
+
+def conv_bn_relu(in_channels, out_channels, norm):
+    """3x3 convolution + normalisation + ReLU (bias only without normalisation)."""
+    conv = Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size=3,
+        padding=1,
+        bias=not norm,
+        norm=get_norm(norm, out_channels),
+        activation=F.relu,
+    )
+    weight_init.c2_msra_fill(conv)
+    return conv
+
+
+def resize_to(x, size):
+    """Bilinear resampling of ``x`` to ``size`` (identity when the size already matches)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class UNetStage(nn.Module):
+    """up(x) -> 1x1 conv to the skip's width -> + skip -> two 3x3 conv-BN-ReLU.
+
+    The 1x1 conv runs before the upsampling: bilinear interpolation is linear with weights
+    summing to one, so it commutes with a 1x1 conv (bias included) and the result equals
+    "upsample, then 1x1" at a quarter of the cost. The upsampling resizes to the skip's size,
+    which is exactly x2 when the input is padded to the encoder's output stride.
+    """
+
+    def __init__(self, in_channels, skip_channels, out_channels, norm):
+        super().__init__()
+        self.match = Conv2d(in_channels, skip_channels, kernel_size=1)
+        weight_init.c2_xavier_fill(self.match)
+        self.conv1 = conv_bn_relu(skip_channels, out_channels, norm)
+        self.conv2 = conv_bn_relu(out_channels, out_channels, norm)
+
+    def forward(self, x, skip):
+        x = resize_to(self.match(x), skip.shape[-2:]) + skip
+        return self.conv2(self.conv1(x))
+
+
+class UNetDecoder(nn.Module):
+    """Decodes encoder features ``in_features`` (finest first) from the coarsest one up.
+
+    ``forward`` returns the output of every stage, coarsest first: ``len(in_features) - 1``
+    maps of widths ``channels``, the last at the finest feature's stride.
+    """
+
+    def __init__(
+        self,
+        input_shape: Dict[str, ShapeSpec],
+        in_features: Sequence[str],
+        channels: Sequence[int],
+        norm: str = "BN",
+    ):
+        super().__init__()
+        if len(in_features) < 2:
+            raise ValueError(f"the U-Net decoder needs at least two features, got {in_features}")
+        if len(channels) != len(in_features) - 1:
+            raise ValueError(
+                f"{len(in_features) - 1} decoder stages for features {list(in_features)}, "
+                f"but {len(channels)} widths {list(channels)}"
+            )
+        strides = [input_shape[f].stride for f in in_features]
+        if strides != sorted(strides):
+            raise ValueError(f"in_features must go from finest to coarsest, strides {strides}")
+        self.in_features = list(in_features)
+        skips = self.in_features[-2::-1]  # coarsest skip first
+        widths = [input_shape[self.in_features[-1]].channels] + list(channels)
+        self.stages = nn.ModuleList(
+            UNetStage(widths[i], input_shape[name].channels, widths[i + 1], norm)
+            for i, name in enumerate(skips)
+        )
+        self._skips = skips
+        self.out_channels: List[int] = list(channels)
+        self.out_strides: List[int] = [input_shape[name].stride for name in skips]
+
+    def forward(self, features: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
+        x = features[self.in_features[-1]]
+        outputs = []
+        for stage, name in zip(self.stages, self._skips):
+            x = stage(x, features[name])
+            outputs.append(x)
+        return outputs

@@ -1,0 +1,208 @@
+"""Fold BatchNorm into the convolution before it, for inference.
+
+A convolution ``y = W * x + b`` followed by an inference-mode BatchNorm
+``z = gamma * (y - mean) / sqrt(var + eps) + beta`` is the single convolution with
+``W' = W * s`` and ``b' = (b - mean) * s + beta``, where ``s = gamma / sqrt(var + eps)``
+scales each output channel. Folding saves one pass over every such feature map.
+
+Pairs are found three ways:
+
+* detectron2 ``Conv2d`` modules whose ``norm`` is a BatchNorm (``BatchNorm2d``, ``SyncBatchNorm``,
+  ``NaiveSyncBatchNorm``, ``FrozenBatchNorm2d``): the norm is folded and set to ``None``;
+* a convolution immediately followed by a BatchNorm inside an ``nn.Sequential``;
+* with ``example_inputs``, any other convolution whose output is consumed by a BatchNorm and by
+  nothing else, found by running the model once and recording which module produced and which
+  consumed each tensor (covers ``self.conv1`` / ``self.bn1`` attribute pairs).
+
+Folded BatchNorm modules are replaced by ``nn.Identity``. Only call this on models used for
+inference: the running statistics are baked into the weights, so training the result is not
+training the original.
+"""
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+from torch.overrides import TorchFunctionMode
+
+try:  # detectron2 is a dependency of the package, but keep this module usable alone
+    from detectron2.layers import FrozenBatchNorm2d
+except ImportError:  # pragma: no cover
+    FrozenBatchNorm2d = ()
+
+__all__ = ["fold_batchnorm", "fold_conv_bn_", "is_foldable_bn"]
+
+
+def is_foldable_bn(module: nn.Module) -> bool:
+    """A BatchNorm whose inference output is an affine map given by stored statistics."""
+    if FrozenBatchNorm2d and isinstance(module, FrozenBatchNorm2d):
+        return True
+    return isinstance(module, _BatchNorm) and module.running_mean is not None
+
+
+def _is_plain_conv(module: nn.Module) -> bool:
+    """A non-transposed convolution whose forward output is the convolution alone (a
+    detectron2 ``Conv2d`` with a norm or an activation is not)."""
+    if not isinstance(module, _ConvNd) or module.transposed:
+        return False
+    return getattr(module, "norm", None) is None and getattr(module, "activation", None) is None
+
+
+@torch.no_grad()
+def fold_conv_bn_(conv: _ConvNd, bn: nn.Module) -> None:
+    """Fold ``bn`` (applied right after ``conv``) into ``conv``'s weight and bias, in place."""
+    if conv.out_channels != bn.running_mean.numel():
+        raise ValueError(
+            f"cannot fold a BatchNorm of {bn.running_mean.numel()} channels into a conv with "
+            f"{conv.out_channels} output channels"
+        )
+    weight = conv.weight.detach().double()
+    mean = bn.running_mean.double()
+    var = bn.running_var.double()
+    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(mean)
+    beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(mean)
+    bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(mean)
+
+    scale = gamma * torch.rsqrt(var + bn.eps)
+    new_weight = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+    new_bias = (bias - mean) * scale + beta
+
+    dtype, requires_grad = conv.weight.dtype, conv.weight.requires_grad
+    conv.weight = nn.Parameter(new_weight.to(dtype), requires_grad=requires_grad)
+    conv.bias = nn.Parameter(new_bias.to(dtype), requires_grad=requires_grad)
+
+
+# Tensor functions that read metadata only; they do not count as consuming a conv's output.
+_METADATA_FUNCS = {
+    "__get__", "dim", "ndimension", "size", "numel", "stride", "is_contiguous", "nelement",
+    "element_size", "data_ptr", "get_device", "is_floating_point", "is_complex", "type",
+}
+
+
+class _ConsumerCounter(TorchFunctionMode):
+    """Counts how many torch calls take each watched tensor as an argument."""
+
+    def __init__(self):
+        super().__init__()
+        self.watched: Dict[int, torch.Tensor] = {}  # id -> tensor (kept alive: ids stay unique)
+        self.uses: Dict[int, int] = {}
+
+    def _visit(self, obj):
+        if isinstance(obj, torch.Tensor):
+            key = id(obj)
+            if key in self.watched:
+                self.uses[key] += 1
+        elif isinstance(obj, (list, tuple)):
+            for item in obj:
+                self._visit(item)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                self._visit(item)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") not in _METADATA_FUNCS:
+            self._visit(args)
+            self._visit(kwargs)
+        return func(*args, **kwargs)
+
+
+def _traced_pairs(model: nn.Module, example_inputs) -> List[Tuple[str, str]]:
+    """(conv name, bn name) pairs where the BatchNorm's only input is the conv's output and
+    that output is used by nothing else, observed on one forward pass."""
+    names = {id(m): n for n, m in model.named_modules()}
+    produced: Dict[int, str] = {}  # output tensor id -> conv name
+    calls: Dict[str, int] = {}
+    consumed: List[Tuple[str, int]] = []  # (bn name, input tensor id)
+    counter = _ConsumerCounter()
+
+    def conv_hook(module, inputs, output):
+        name = names[id(module)]
+        calls[name] = calls.get(name, 0) + 1
+        if isinstance(output, torch.Tensor):
+            produced[id(output)] = name
+            counter.watched[id(output)] = output
+            counter.uses[id(output)] = 0
+
+    def bn_hook(module, inputs):
+        name = names[id(module)]
+        calls[name] = calls.get(name, 0) + 1
+        if len(inputs) == 1 and isinstance(inputs[0], torch.Tensor):
+            consumed.append((name, id(inputs[0])))
+
+    handles = []
+    for module in model.modules():
+        if _is_plain_conv(module):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif is_foldable_bn(module):
+            handles.append(module.register_forward_pre_hook(bn_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), counter:
+            model(example_inputs)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+
+    pairs = []
+    for bn_name, tensor_id in consumed:
+        if tensor_id not in produced:
+            continue
+        conv_name = produced[tensor_id]
+        if calls[conv_name] == 1 and calls[bn_name] == 1 and counter.uses[tensor_id] == 1:
+            pairs.append((conv_name, bn_name))
+    return pairs
+
+
+def fold_batchnorm(model: nn.Module, example_inputs=None) -> List[str]:
+    """Fold every BatchNorm that directly follows a convolution into it, in place.
+
+    ``example_inputs`` (what ``model(...)`` takes) enables the traced search for conv/BN pairs
+    that are sibling attributes rather than a detectron2 ``Conv2d`` or ``nn.Sequential``.
+    Returns the names of the folded BatchNorm modules.
+    """
+    all_names: Dict[int, List[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        all_names.setdefault(id(module), []).append(name)
+    modules = dict(model.named_modules())
+
+    def unique(module) -> bool:  # a module reachable under two names may be shared: leave it
+        return len(all_names.get(id(module), [])) == 1
+
+    folded: List[str] = []
+
+    # 1. detectron2 Conv2d(norm=BatchNorm)
+    for name, module in modules.items():
+        norm = getattr(module, "norm", None)
+        if isinstance(module, _ConvNd) and not module.transposed and norm is not None:
+            if is_foldable_bn(norm) and unique(module) and unique(norm):
+                fold_conv_bn_(module, norm)
+                module.norm = None
+                folded.append(f"{name}.norm" if name else "norm")
+
+    # 2. Conv then BN, adjacent in an nn.Sequential
+    for name, module in modules.items():
+        if not isinstance(module, nn.Sequential):
+            continue
+        keys = list(module._modules.keys())
+        for first, second in zip(keys, keys[1:]):
+            conv, bn = module._modules[first], module._modules[second]
+            if _is_plain_conv(conv) and is_foldable_bn(bn) and unique(conv) and unique(bn):
+                fold_conv_bn_(conv, bn)
+                module._modules[second] = nn.Identity()
+                folded.append(f"{name}.{second}" if name else second)
+
+    # 3. Any other conv whose output feeds one BN and nothing else, seen on a forward pass
+    if example_inputs is not None:
+        for conv_name, bn_name in _traced_pairs(model, example_inputs):
+            conv, bn = modules[conv_name], modules[bn_name]
+            if not (unique(conv) and unique(bn)):
+                continue
+            fold_conv_bn_(conv, bn)
+            parent_name, _, attr = bn_name.rpartition(".")
+            setattr(model.get_submodule(parent_name), attr, nn.Identity())
+            folded.append(bn_name)
+    return folded

@@ -1,0 +1,222 @@
+"""tools/benchmark.py and panext_d2/utils/{benchmark,fuse}.py."""
+import importlib.util
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.layers import Conv2d, FrozenBatchNorm2d
+from torch import nn
+
+from panext_d2.utils.benchmark import (
+    add_ratios,
+    count_parameters,
+    run_isolated,
+    summarize_times,
+)
+from panext_d2.utils.fuse import fold_batchnorm
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TINY_SEMSEG = """
+MODEL:
+  META_ARCHITECTURE: SemanticSegmentor
+  DEVICE: cpu
+  WEIGHTS: ""
+  BACKBONE: {{NAME: build_resnet_fpn_backbone, FREEZE_AT: 0}}
+  RESNETS: {{DEPTH: 18, RES2_OUT_CHANNELS: 64, NORM: BN,
+             OUT_FEATURES: [res2, res3, res4, res5]}}
+  FPN: {{IN_FEATURES: [res2, res3, res4, res5], OUT_CHANNELS: {fpn}}}
+  SEM_SEG_HEAD: {{NAME: SemSegFPNHead, IN_FEATURES: [p2, p3, p4, p5], CONVS_DIM: 32,
+                  NUM_CLASSES: 3, NORM: GN, IGNORE_VALUE: 255}}
+INPUT: {{MIN_SIZE_TRAIN: [64], MAX_SIZE_TRAIN: 64, MIN_SIZE_TEST: 64, MAX_SIZE_TEST: 64}}
+DATALOADER: {{NUM_WORKERS: 0}}
+SOLVER: {{IMS_PER_BATCH: 1, BASE_LR: 0.001}}
+"""
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def randomize_bn(model, seed=0):
+    """Non-trivial running statistics and affine parameters, so that folding is tested."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d)):
+            n = m.running_mean.numel()
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return model
+
+
+# ----------------------------------------------------------------------------- parameters
+def test_count_parameters_hand_computed():
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3),  # 4*3*3*3 + 4 = 112 trainable
+        nn.BatchNorm2d(4),  # 8 trainable, 8 running statistics
+        FrozenBatchNorm2d(4),  # buffers only: 8 running statistics, no parameters
+        nn.Flatten(),
+        nn.Linear(4, 2),  # 10, frozen below
+    )
+    for p in model[4].parameters():
+        p.requires_grad_(False)
+    counts = count_parameters(model)
+    assert counts == {"trainable": 120, "total": 130, "bn_stats": 16,
+                      "trainable_plus_bn_stats": 136}
+
+
+def test_summarize_times():
+    stats = summarize_times([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert stats["median"] == 3.0 and stats["mean"] == 22.0 and stats["runs"] == 5
+    assert stats["p10"] == pytest.approx(1.4) and stats["p90"] == pytest.approx(61.6)
+
+
+def test_add_ratios_relative_to_first():
+    results = [{"metrics": {"a": 2.0, "b": None}}, {"metrics": {"a": 3.0, "b": 1.0}}]
+    add_ratios(results)
+    assert results[0]["ratios"] == {"a": 1.0, "b": None}
+    assert results[1]["ratios"] == {"a": 1.5, "b": None}
+
+
+# ----------------------------------------------------------------------------- BN folding
+class AttributePair(nn.Module):
+    """conv/bn as sibling attributes (only the traced search finds them), plus a conv whose
+    output also feeds a skip connection (must not be folded)."""
+
+    def __init__(self, in_channels=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 1)
+        self.bn2 = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        y = self.conv2(x)
+        return self.bn2(y) + y
+
+
+@torch.no_grad()
+def test_fold_batchnorm_patterns_match_unfolded():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        Conv2d(3, 8, 3, padding=1, bias=False, norm=nn.BatchNorm2d(8), activation=nn.ReLU()),
+        Conv2d(8, 8, 3, padding=1, groups=2, bias=False, norm=FrozenBatchNorm2d(8)),
+        nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.ReLU(),
+        AttributePair(in_channels=8),
+    )
+    randomize_bn(model).eval()
+    x = torch.randn(2, 3, 16, 16)
+    expected = model(x)
+
+    folded = fold_batchnorm(model, example_inputs=x)
+    assert sorted(folded) == ["0.norm", "1.norm", "3", "5.bn1"]
+    assert model[0].norm is None and isinstance(model[3], nn.Identity)
+    assert isinstance(model[5].bn1, nn.Identity) and isinstance(model[5].bn2, nn.BatchNorm2d)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(model(x), expected, atol=1e-4, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_fold_batchnorm_without_inputs_leaves_attribute_pairs():
+    model = randomize_bn(AttributePair()).eval()
+    assert fold_batchnorm(model) == []
+    assert isinstance(model.bn1, nn.BatchNorm2d)
+
+
+@torch.no_grad()
+def test_fold_batchnorm_detectron2_model(tmp_path):
+    from panext_d2 import Trainer, get_panext_cfg
+    from panext_d2.utils.benchmark import benchmark_image, make_inputs
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SEMSEG.format(fpn=16))
+    cfg = get_panext_cfg(str(path))
+    model = randomize_bn(Trainer.build_model(cfg)).eval()
+    inputs = make_inputs(benchmark_image(64, 64))
+    expected = model(inputs)[0]["sem_seg"]
+    folded = fold_batchnorm(model, example_inputs=inputs)
+    assert len(folded) == 20  # ResNet-18: stem + 2 per basic block x 8 + 3 shortcuts
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(model(inputs)[0]["sem_seg"], expected, atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- the CLI
+@pytest.fixture
+def tiny_semseg_dataset(tmp_path):
+    """Two 64x64 images with semantic labels, registered as a dataset."""
+    name = f"bench_test_semseg_{os.getpid()}"
+    rng = np.random.default_rng(0)
+    dicts = []
+    for i in range(2):
+        image, label = tmp_path / f"img{i}.png", tmp_path / f"sem{i}.png"
+        cv2.imwrite(str(image), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(label), rng.integers(0, 3, (64, 64), dtype=np.uint8))
+        dicts.append({"file_name": str(image), "sem_seg_file_name": str(label),
+                      "height": 64, "width": 64, "image_id": i})
+    DatasetCatalog.register(name, lambda: dicts)
+    MetadataCatalog.get(name).set(stuff_classes=["a", "b", "c"], ignore_label=255)
+    yield name
+    DatasetCatalog.remove(name)
+    MetadataCatalog.remove(name)
+
+
+def test_benchmark_cli_two_configs_writes_json(tmp_path, tiny_semseg_dataset):
+    small, wide = tmp_path / "small_fpn.yaml", tmp_path / "wide_fpn.yaml"
+    small.write_text(TINY_SEMSEG.format(fpn=16))
+    wide.write_text(TINY_SEMSEG.format(fpn=32))
+    out = tmp_path / "results.json"
+    load_tool("benchmark").main([
+        "--config-file", str(small), f"{wide}", "--runs", "2", "--warmup", "1",
+        "--height", "64", "--width", "64", "--batch-size", "2", "--threads", "1",
+        "--no-isolate", "--train-iters", "2", "--train-warmup", "0", "--quiet",
+        "--output", str(out), "--opts", "DATASETS.TRAIN", f"('{tiny_semseg_dataset}',)",
+    ])
+    report = json.loads(out.read_text())
+    assert {"cpu_model", "torch_threads", "torch_version", "device"} <= set(report["machine"])
+    assert report["machine"]["torch_threads"] == 1
+    first, second = report["results"]
+    assert [first["name"], second["name"]] == ["small_fpn", "wide_fpn"]
+    for r in (first, second):
+        assert r["latency_s"]["runs"] == 2
+        assert 0 < r["latency_s"]["p10"] <= r["latency_s"]["median"] <= r["latency_s"]["p90"]
+        assert r["throughput_images_per_s"] > 0
+        assert r["flops"]["gflops"] > 0
+        assert r["memory"]["peak_bytes"] > 0 and r["memory"]["peak_delta_bytes"] >= 0
+        assert r["train_iter_s"]["runs"] == 2 and r["train_iter_s"]["median"] > 0
+        params = r["parameters"]
+        assert params["trainable_plus_bn_stats"] == params["trainable"] + params["bn_stats"]
+        assert set(r["ratios"]) == set(r["metrics"])
+    assert all(v == 1.0 for v in first["ratios"].values() if v is not None)
+    assert first["ratios"]["latency_median_s"] == 1.0
+    assert second["ratios"]["params_trainable"] == pytest.approx(
+        second["parameters"]["trainable"] / first["parameters"]["trainable"])
+    assert second["ratios"]["params_trainable"] > 1.0
+
+
+def test_benchmark_cli_model_arguments(tmp_path):
+    tool = load_tool("benchmark")
+    a, b = tmp_path / "a.yaml", tmp_path / "sub" / "a.yaml"
+    b.parent.mkdir()
+    a.write_text("")
+    b.write_text("")
+    args = tool.parse_args(["--config-file", str(a), "--weights", "w.pth", f"{b}:v.pth", str(a)])
+    assert [(m["config_file"], m["weights"]) for m in args.models] == [
+        (str(a), "w.pth"), (str(b), "v.pth"), (str(a), None)]
+    assert tool.model_names(args.models) == ["a", "a#2", "a#3"]
+    assert args.isolate is True
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--weights", "w.pth"])
+
+
+def test_run_isolated_runs_in_another_process():
+    assert run_isolated(os.getpid) != os.getpid()
