@@ -2,11 +2,23 @@
 from detectron2.config import get_cfg
 
 from .common import add_common_config
+from .ssd import add_ssd_config
+from .isb import add_isb_config
+from .convnext import add_convnext_config
+from .encdec import add_encdec_config
+from .panext import add_panext_head_config
+from .lowcost import add_lowcost_seg_config
 
 
 def add_panext_config(cfg):
     """Add every key panext_d2 understands to a detectron2 config, with its default."""
     add_common_config(cfg)
+    add_ssd_config(cfg)  # also adds MODEL.MOBILENET
+    add_isb_config(cfg)
+    add_convnext_config(cfg)
+    add_encdec_config(cfg)
+    add_panext_head_config(cfg)
+    add_lowcost_seg_config(cfg)  # also adds MODEL.SQUEEZENET
     return cfg
 
 

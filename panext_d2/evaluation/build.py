@@ -14,6 +14,7 @@ from detectron2.evaluation import (
 )
 
 from ..utils.registry import NamedRegistry
+from .panoptic_conventions import AllClassSemSegEvaluator, ThingCOCOEvaluator
 
 EVALUATOR_REGISTRY = NamedRegistry("EVALUATOR")
 EVALUATOR_REGISTRY.__doc__ = "Evaluator builders keyed by MetadataCatalog evaluator_type."
@@ -21,13 +22,16 @@ EVALUATOR_REGISTRY.__doc__ = "Evaluator builders keyed by MetadataCatalog evalua
 
 @EVALUATOR_REGISTRY.register_as("coco_panoptic_seg")
 def _panoptic(cfg, dataset_name, output_folder):
-    """PQ always; mIoU and box/mask AP when the dataset carries semantic / instance labels."""
+    """PQ always; mIoU when the dataset has semantic label files, box/mask AP when it has an
+    instance JSON and the model predicts masks (MODEL.MASK_ON)."""
     meta = MetadataCatalog.get(dataset_name)
     evaluators = [COCOPanopticEvaluator(dataset_name, output_folder)]
-    if meta.get("sem_seg_evaluation", cfg.MODEL.SEM_SEG_HEAD.NAME != ""):
-        evaluators.append(SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder))
+    if meta.get("sem_seg_root"):
+        evaluators.append(
+            AllClassSemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+        )
     if meta.get("json_file") and cfg.MODEL.MASK_ON:
-        evaluators.append(COCOEvaluator(dataset_name, output_dir=output_folder))
+        evaluators.append(ThingCOCOEvaluator(dataset_name, output_dir=output_folder))
     return evaluators
 
 

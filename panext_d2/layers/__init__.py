@@ -1,0 +1,1 @@
+from .smelu import SmeLU, smelu  # noqa: F401

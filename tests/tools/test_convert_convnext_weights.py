@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from timm.models.convnext import ConvNeXt
 from torch import nn
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 DEPTHS, DIMS = (1, 1, 2, 1), (16, 32, 64, 128)
 

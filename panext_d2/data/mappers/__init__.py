@@ -11,6 +11,9 @@ from ...utils.registry import NamedRegistry
 MAPPER_REGISTRY = NamedRegistry("DATASET_MAPPER")
 MAPPER_REGISTRY.__doc__ = "Dataset mappers, looked up by cfg.INPUT.DATASET_MAPPER_NAME."
 MAPPER_REGISTRY.register_as("default", DatasetMapper)
+from . import ssd  # noqa: E402,F401  (registers "ssd")
+from . import semantic  # noqa: E402,F401  (registers "semantic")
+from . import panext  # noqa: E402,F401  (registers "panext_panoptic")
 
 
 def build_dataset_mapper(cfg, is_train: bool):

@@ -1,0 +1,3 @@
+from . import convnext, fpn  # noqa: F401  (registers the ConvNeXt / PaNeXt-e builders)
+from . import mobilenet_v1  # noqa: F401  (registers build_mobilenet_v1_backbone)
+from . import squeezenet  # noqa: F401  (registers build_squeezenet_backbone)

@@ -1,0 +1,155 @@
+"""Dataset mapper of PaNeXt ("panext_panoptic"): image + panoptic PNG -> resized, flipped
+image, thing ``instances`` and a stuff ``sem_seg`` target (seed 000 §3.3.1)."""
+
+import copy
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.structures import BitMasks, Instances
+from panopticapi.utils import rgb2id
+
+from . import MAPPER_REGISTRY
+
+
+def panoptic_class_ids(metadata):
+    """Sorted contiguous ids of the thing and of the stuff classes of a panoptic dataset, or
+    None when its metadata has no id maps.
+
+    Handles detectron2's conventions: "standard" (stuff_dataset_id_to_contiguous_id covers
+    every class, things included, for SemSegEvaluator), disjoint thing / stuff maps, and
+    "separated" (dataset id 0 is the extra "things" class of the semantic maps).
+    """
+    if not hasattr(metadata, "thing_dataset_id_to_contiguous_id"):
+        return None
+    thing_map = metadata.thing_dataset_id_to_contiguous_id
+    stuff_map = metadata.get("stuff_dataset_id_to_contiguous_id", {})
+    things = sorted(thing_map.values())
+    stuff = sorted(v for k, v in stuff_map.items() if k not in thing_map and k != 0)
+    return things, stuff
+
+
+def class_index_maps(metadata, num_things: int = None, num_stuff: int = None):
+    """{contiguous id: thing index} and {contiguous id: stuff index}: the head channel of
+    each class is its rank among the dataset's thing (stuff) ids; without id maps, things
+    are 0..num_things-1 and stuff follows."""
+    ids = panoptic_class_ids(metadata)
+    if ids is None:
+        ids = list(range(num_things)), list(range(num_things, num_things + num_stuff))
+    things, stuff = ids
+    return {c: i for i, c in enumerate(things)}, {c: i for i, c in enumerate(stuff)}
+
+
+class PaNeXtPanopticMapper:
+    """Reads ``file_name``, ``pan_seg_file_name`` and ``segments_info`` (contiguous
+    ``category_id`` + ``isthing``) and produces:
+
+    * ``image``: (C, H, W) uint8 tensor in ``cfg.INPUT.FORMAT``;
+    * ``instances``: non-crowd things, ``gt_classes`` = thing index (0..C_th-1),
+      ``gt_masks`` (BitMasks), ``gt_boxes`` (from the masks);
+    * ``sem_seg``: (H, W) long, stuff index (0..C_st-1) on stuff pixels, ``ignore_value`` on
+      things, crowd regions and void.
+
+    Targets are produced in training only, as detectron2's DatasetMapper does.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        augmentations,
+        image_format: str,
+        thing_index,
+        stuff_index,
+        ignore_value: int = 255
+    ):
+        self.is_train = is_train
+        self.augmentations = T.AugmentationList(augmentations)
+        self.image_format = image_format
+        self.thing_index = dict(thing_index)
+        self.stuff_index = dict(stuff_index)
+        self.ignore_value = ignore_value
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
+        meta = MetadataCatalog.get(names[0]) if len(names) else MetadataCatalog.get("__unused__")
+        thing_index, stuff_index = class_index_maps(
+            meta, cfg.MODEL.PANEXT.NUM_THING_CLASSES, cfg.MODEL.PANEXT.NUM_STUFF_CLASSES
+        )
+        return {
+            "is_train": is_train,
+            "augmentations": utils.build_augmentation(cfg, is_train),
+            "image_format": cfg.INPUT.FORMAT,
+            "thing_index": thing_index,
+            "stuff_index": stuff_index,
+            "ignore_value": cfg.MODEL.PANEXT.TARGETS.IGNORE_VALUE,
+        }
+
+    def __call__(self, dataset_dict):
+        dataset_dict = copy.deepcopy(dataset_dict)
+        image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
+        utils.check_image_size(dataset_dict, image)
+        if not self.is_train:
+            aug_input = T.AugInput(image)
+            self.augmentations(aug_input)
+            dataset_dict["image"] = torch.as_tensor(
+                np.ascontiguousarray(aug_input.image.transpose(2, 0, 1))
+            )
+            dataset_dict.pop("pan_seg_file_name", None)
+            dataset_dict.pop("segments_info", None)
+            return dataset_dict
+
+        # The RGB-encoded PNG is transformed as uint8 (nearest), then decoded to ids.
+        pan_rgb = utils.read_image(dataset_dict.pop("pan_seg_file_name"), "RGB")
+        aug_input = T.AugInput(image, sem_seg=pan_rgb)
+        self.augmentations(aug_input)
+        image, pan_ids = aug_input.image, rgb2id(aug_input.sem_seg)
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        instances, sem_seg = self.panoptic_targets(
+            torch.from_numpy(pan_ids.astype(np.int64)), dataset_dict.pop("segments_info")
+        )
+        dataset_dict["instances"] = instances
+        dataset_dict["sem_seg"] = sem_seg
+        return dataset_dict
+
+    def panoptic_targets(self, pan_ids: torch.Tensor, segments_info):
+        """(Instances, sem_seg) from an (H, W) id map and its segments."""
+        h, w = pan_ids.shape
+        things = [s for s in segments_info if s["isthing"] and not s.get("iscrowd", 0)]
+        stuff = [s for s in segments_info if not s["isthing"] and not s.get("iscrowd", 0)]
+
+        ids = torch.tensor([s["id"] for s in things], dtype=torch.int64)
+        masks = (
+            pan_ids[None] == ids[:, None, None]
+            if len(things)
+            else torch.zeros(0, h, w, dtype=torch.bool)
+        )
+        keep = masks.flatten(1).any(1)
+        instances = Instances((h, w))
+        instances.gt_classes = torch.tensor(
+            [self.thing_index[s["category_id"]] for s in things], dtype=torch.int64
+        )[keep]
+        instances.gt_masks = BitMasks(masks[keep])
+        instances.gt_boxes = instances.gt_masks.get_bounding_boxes()
+
+        # Lookup from segment id to stuff index through the sorted segment ids.
+        sem_seg = torch.full((h, w), self.ignore_value, dtype=torch.int64)
+        if stuff:
+            seg_ids = torch.tensor([s["id"] for s in stuff], dtype=torch.int64)
+            seg_cls = torch.tensor(
+                [self.stuff_index[s["category_id"]] for s in stuff], dtype=torch.int64
+            )
+            order = torch.argsort(seg_ids)
+            seg_ids, seg_cls = seg_ids[order], seg_cls[order]
+            pos = torch.searchsorted(seg_ids, pan_ids).clamp(max=len(seg_ids) - 1)
+            hit = seg_ids[pos] == pan_ids
+            sem_seg = torch.where(hit, seg_cls[pos], sem_seg)
+        return instances, sem_seg
+
+
+MAPPER_REGISTRY.register_as("panext_panoptic", PaNeXtPanopticMapper)

@@ -1,0 +1,147 @@
+"""Encompassing boxes and cell-aligned crops (seed 004 §3.1.3, §3.1.5 "Implementation").
+
+A box is grown outwards to the cell boundaries of the stride-32 feature grid; its *shape*
+is its (height, width) in cells. Because the encompassing box lies on cell edges, its crop
+from the stride-32 map, and the same box's crop from the stride-16 / stride-8 maps (cells
+x 2 / x 4), are plain index gathers: no RoIAlign interpolation (§3.1.3).
+
+The math is the torch twin of :mod:`panext_d2.data.builders.cells` (used to build the
+ISB-shape dataset), so a box gets the same shape in the data builder and in the model.
+
+Cell boxes are ``(x0, y0, x1, y1)`` integer cell indices, end-exclusive, in stride-32 cells.
+Every function here handles all boxes of a batch at once (``image_index`` says which image
+of the batch each box belongs to); none loops over boxes.
+"""
+from typing import Sequence, Tuple, Union
+
+import torch
+from torch.nn import functional as F
+
+__all__ = [
+    "encompassing_cells",
+    "cell_shapes",
+    "cells_to_boxes",
+    "crop_cells",
+    "crop_resize_cells",
+]
+
+SizeLike = Union[Sequence[int], torch.Tensor]
+
+
+def encompassing_cells(
+    boxes: torch.Tensor, image_size: SizeLike, grid_size: Sequence[int], eps: float = 1e-6
+) -> torch.Tensor:
+    """Cell box enclosing each XYXY box.
+
+    Args:
+        boxes: (N, 4) XYXY boxes in pixels of an image of ``image_size``.
+        image_size: (H, W) of that image, or an (N, 2) tensor of per-box sizes.
+        grid_size: (rows, cols) of the feature grid the image maps onto (20x20 at 640).
+        eps: tolerance in cells, so that a coordinate on a cell edge up to float error does
+            not take one more cell.
+
+    Returns:
+        (N, 4) int64 ``(x0, y0, x1, y1)`` clipped to the grid, at least one cell each way.
+    """
+    device = boxes.device
+    boxes = boxes.reshape(-1, 4).to(torch.float64)
+    hw = torch.as_tensor(image_size, dtype=torch.float64, device=device).reshape(-1, 2)
+    hw = hw.expand(boxes.shape[0], 2)
+    grid = torch.tensor([grid_size[1], grid_size[0]], dtype=torch.float64, device=device)
+    scale = grid / hw.flip(1)  # (N, 2) cells per pixel in (x, y)
+    lo = torch.minimum(torch.floor(boxes[:, :2] * scale + eps).clamp(min=0), grid - 1)
+    hi = torch.maximum(torch.ceil(boxes[:, 2:] * scale - eps), lo + 1)
+    hi = torch.minimum(hi.clamp(min=1), grid)
+    return torch.cat([lo, hi], dim=1).to(torch.int64)
+
+
+def cell_shapes(cells: torch.Tensor) -> torch.Tensor:
+    """(N, 2) int64 (height, width) in cells of (N, 4) cell boxes."""
+    return torch.stack([cells[:, 3] - cells[:, 1], cells[:, 2] - cells[:, 0]], dim=1)
+
+
+def cells_to_boxes(cells: torch.Tensor, stride: float) -> torch.Tensor:
+    """(N, 4) float XYXY pixel boxes of (N, 4) cell boxes on a grid of the given stride."""
+    return cells.to(torch.float32) * stride
+
+
+def crop_cells(
+    feature: torch.Tensor,
+    image_index: torch.Tensor,
+    cells: torch.Tensor,
+    shape: Tuple[int, int],
+    scale: int = 1,
+) -> torch.Tensor:
+    """Exact crops of boxes that all have the same cell shape: one gather, no interpolation.
+
+    Args:
+        feature: (B, C, H, W) map whose stride is the stride-32 grid's divided by ``scale``
+            (1: the stride-32 map, 2: stride 16, 4: stride 8).
+        image_index: (M,) image of the batch each box belongs to.
+        cells: (M, 4) stride-32 cell boxes, all of shape ``shape``.
+        shape: (h, w) in stride-32 cells.
+
+    Returns:
+        (M, C, h * scale, w * scale).
+    """
+    h, w = int(shape[0]) * scale, int(shape[1]) * scale
+    device = feature.device
+    rows = cells[:, 1, None] * scale + torch.arange(h, device=device)  # (M, h)
+    cols = cells[:, 0, None] * scale + torch.arange(w, device=device)  # (M, w)
+    channels_last = feature.permute(0, 2, 3, 1)
+    crops = channels_last[image_index[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return crops.permute(0, 3, 1, 2)
+
+
+def _padded_axis(start: torch.Tensor, size: torch.Tensor, out: int):
+    """Indices of each box's pixels along one axis, padded to the largest box by repeating
+    its last pixel, and the grid_sample coordinates (``align_corners=False``) of ``out``
+    half-pixel-centred samples of ``[start, start + size)`` in that padded crop."""
+    length = int(size.max()) if size.numel() else 1
+    steps = torch.arange(length, device=start.device)
+    index = start[:, None] + torch.minimum(steps[None], size[:, None] - 1)  # (M, length)
+    centres = torch.arange(out, device=start.device, dtype=torch.float32) + 0.5
+    grid = centres[None] * (size.to(torch.float32) / out)[:, None] / length * 2 - 1  # (M, out)
+    return index, grid
+
+
+def crop_resize_cells(
+    feature: torch.Tensor,
+    image_index: torch.Tensor,
+    cells: torch.Tensor,
+    out_size: Tuple[int, int],
+    scale: int = 1,
+    pool: bool = False,
+) -> torch.Tensor:
+    """Crops of boxes of any cell shape, each resized bilinearly to ``out_size``.
+
+    Equal to cropping each box exactly and calling ``F.interpolate(crop, out_size,
+    mode="bilinear", align_corners=False)`` (what TF's resize does with half-pixel
+    centres), for all boxes at once: one gather of the crops, padded to the largest by
+    repeating their last row / column, then one ``grid_sample`` with border padding (so each
+    crop is clamped at its own edges, never blended with its neighbourhood as RoIAlign
+    would). A box whose shape already is ``out_size`` comes back unchanged.
+
+    Args:
+        feature, image_index, cells, scale: as in :func:`crop_cells`.
+        out_size: (h, w) in stride-32 cells; the crop is ``(h * scale, w * scale)``.
+        pool: resize to twice that size, then 2x2 max-pool (Mask R-CNN's crop, used by the
+            Single-Branch ISB, seed 004 §3.1.4).
+
+    Returns:
+        (M, C, h * scale, w * scale).
+    """
+    factor = 2 if pool else 1
+    out_h, out_w = int(out_size[0]) * scale * factor, int(out_size[1]) * scale * factor
+    rows, grid_y = _padded_axis(cells[:, 1] * scale, (cells[:, 3] - cells[:, 1]) * scale, out_h)
+    cols, grid_x = _padded_axis(cells[:, 0] * scale, (cells[:, 2] - cells[:, 0]) * scale, out_w)
+    # Edge-replicated crops + border padding = each crop clamped at its own edges.
+    crops = feature.permute(0, 2, 3, 1)[image_index[:, None, None], rows[:, :, None], cols[:, None, :]]
+    crops = crops.permute(0, 3, 1, 2).contiguous()
+    grid = torch.stack(torch.broadcast_tensors(grid_x[:, None, :], grid_y[:, :, None]), dim=-1)
+    crops = F.grid_sample(
+        crops, grid.to(crops.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
+    if pool:
+        crops = F.max_pool2d(crops, 2)
+    return crops

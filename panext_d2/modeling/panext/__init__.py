@@ -1,0 +1,7 @@
+"""PaNeXt (seed 000 ch. 3): importing this package registers the ``PaNeXt`` meta-architecture."""
+
+from .heads import KernelHead, PositionHead
+from .hr_processor import HRProcessor
+from .meta_arch import PaNeXt
+
+__all__ = ["KernelHead", "PositionHead", "HRProcessor", "PaNeXt"]

@@ -1,0 +1,157 @@
+"""Kernel head and position head of the kernel generator (seed 000 §3.1.2), shared across
+the top feature levels (PanopticFCN)."""
+
+import math
+from typing import List, Tuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec, get_norm
+from torch import nn
+from torchvision.ops import DeformConv2d
+
+
+def group_norm_groups(channels: int, max_groups: int = 32) -> int:
+    """The largest number of groups <= max_groups that divides ``channels`` and leaves at
+    least two channels per group (so GroupNorm stays defined on 1x1 maps)."""
+    limit = max(1, min(max_groups, channels // 2))
+    return max(g for g in range(1, limit + 1) if channels % g == 0)
+
+
+def build_norm(norm: str, channels: int) -> nn.Module:
+    """``get_norm`` with GroupNorm groups adapted to narrow widths; "" gives Identity."""
+    if norm == "GN":
+        return nn.GroupNorm(group_norm_groups(channels), channels)
+    return get_norm(norm, channels) or nn.Identity()
+
+
+def coord_features(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with two channels of normalised (x, y) coordinates in [-1, 1] appended."""
+    n, _, h, w = x.shape
+    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.cat([x, torch.stack([xx, yy]).expand(n, -1, -1, -1)], dim=1)
+
+
+class DeformConv(nn.Module):
+    """3x3 deformable convolution whose offsets come from a learned conv initialised to zero,
+    so that it starts as a plain convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+        super().__init__()
+        self.offset = nn.Conv2d(in_channels, 2 * 9, 3, padding=1)
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+        self.conv = DeformConv2d(in_channels, out_channels, 3, padding=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, self.offset(x))
+
+
+class ConvStack(nn.Sequential):
+    """``num_convs`` x (3x3 conv [deformable] -> norm -> activation), conv weights N(0, 0.01)."""
+
+    def __init__(
+        self, in_channels, channels, num_convs, norm="GN", deform=False, activation=nn.ReLU
+    ):
+        layers = []
+        for i in range(num_convs):
+            cin = in_channels if i == 0 else channels
+            if deform:
+                conv = DeformConv(cin, channels, bias=not norm)
+                init_conv(conv.conv)
+            else:
+                conv = init_conv(nn.Conv2d(cin, channels, 3, padding=1, bias=not norm))
+            layers += [conv, build_norm(norm, channels), activation()]
+        super().__init__(*layers)
+
+
+def init_conv(conv: nn.Module, std: float = 0.01, bias: float = 0.0) -> nn.Module:
+    nn.init.normal_(conv.weight, std=std)
+    if conv.bias is not None:
+        nn.init.constant_(conv.bias, bias)
+    return conv
+
+
+class KernelHead(nn.Module):
+    """Coordinates + conv stack (GroupNorm, ReLU) + 3x3 output conv -> a kernel-weight map of
+    ``kernel_dim`` channels per level."""
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        kernel_dim: int,
+        num_convs: int,
+        convs_dim: int,
+        coord: bool,
+        norm: str,
+    ):
+        super().__init__()
+        self.coord = coord
+        self.convs = ConvStack(in_channels + 2 * coord, convs_dim, num_convs, norm)
+        self.out = init_conv(nn.Conv2d(convs_dim, kernel_dim, 3, padding=1))
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: List[ShapeSpec]):
+        P = cfg.MODEL.PANEXT
+        channels = {s.channels for s in input_shape}
+        if len(channels) != 1:
+            raise ValueError(f"kernel-head levels must share a width, got {sorted(channels)}")
+        return {
+            "in_channels": channels.pop(),
+            "kernel_dim": P.KERNEL_DIM,
+            "num_convs": P.KERNEL_HEAD.NUM_CONVS,
+            "convs_dim": P.KERNEL_HEAD.CONVS_DIM,
+            "coord": P.KERNEL_HEAD.COORD,
+            "norm": P.KERNEL_HEAD.NORM,
+        }
+
+    def forward(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
+        return [self.out(self.convs(coord_features(x) if self.coord else x)) for x in features]
+
+
+class PositionHead(nn.Module):
+    """Deformable conv stack -> thing-center logits (one map per thing class) and
+    stuff-region logits (one map per stuff class) per level."""
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_thing_classes: int,
+        num_stuff_classes: int,
+        num_convs: int,
+        convs_dim: int,
+        deform: bool,
+        norm: str,
+        prior_prob: float,
+    ):
+        super().__init__()
+        self.convs = ConvStack(in_channels, convs_dim, num_convs, norm, deform=deform)
+        bias = -math.log((1 - prior_prob) / prior_prob)
+        self.thing_out = init_conv(nn.Conv2d(convs_dim, num_thing_classes, 3, padding=1), bias=bias)
+        self.stuff_out = init_conv(nn.Conv2d(convs_dim, num_stuff_classes, 3, padding=1), bias=bias)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: List[ShapeSpec]):
+        P = cfg.MODEL.PANEXT
+        return {
+            "in_channels": input_shape[0].channels,
+            "num_thing_classes": P.NUM_THING_CLASSES,
+            "num_stuff_classes": P.NUM_STUFF_CLASSES,
+            "num_convs": P.POSITION_HEAD.NUM_CONVS,
+            "convs_dim": P.POSITION_HEAD.CONVS_DIM,
+            "deform": P.POSITION_HEAD.DEFORM,
+            "norm": P.POSITION_HEAD.NORM,
+            "prior_prob": P.POSITION_HEAD.PRIOR_PROB,
+        }
+
+    def forward(
+        self, features: List[torch.Tensor]
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        hidden = [self.convs(x) for x in features]
+        return [self.thing_out(h) for h in hidden], [self.stuff_out(h) for h in hidden]

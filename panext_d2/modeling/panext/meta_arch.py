@@ -1,0 +1,314 @@
+"""The PaNeXt meta-architecture (seed 000 ch. 3): backbone + FPN (P2-P7), kernel generator
+on P3-P7, high-resolution processor on P2-P5, masks as dynamic 1x1 convolutions."""
+
+from typing import Dict, List, Sequence
+
+import torch
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
+from detectron2.modeling.postprocessing import sem_seg_postprocess
+from detectron2.structures import ImageList
+from torch import nn
+from torch.nn import functional as F
+
+from ...data.mappers.panext import panoptic_class_ids
+from . import inference as infer
+from .heads import KernelHead, PositionHead
+from .hr_processor import HRProcessor
+from .losses import segmentation_loss, stuff_position_loss, thing_position_loss
+from .targets import build_targets, flatten_levels, select_thing_positions, stuff_kernels
+
+
+def class_ids_from_metadata(dataset_names: Sequence[str], num_things: int, num_stuff: int):
+    """Contiguous dataset ids of the thing and stuff head channels, from the first dataset
+    with id maps (see :func:`panoptic_class_ids`), or 0..C_th-1 then C_th.. without one."""
+    for name in dataset_names:
+        ids = panoptic_class_ids(MetadataCatalog.get(name))
+        if ids is None:
+            continue
+        if (len(ids[0]), len(ids[1])) != (num_things, num_stuff):
+            raise ValueError(
+                f"dataset {name!r} has {len(ids[0])} thing / {len(ids[1])} stuff classes, but "
+                f"MODEL.PANEXT.NUM_THING/STUFF_CLASSES say {num_things} / {num_stuff}"
+            )
+        return ids
+    return list(range(num_things)), list(range(num_things, num_things + num_stuff))
+
+
+@META_ARCH_REGISTRY.register()
+class PaNeXt(nn.Module):
+    """Box-free panoptic segmenter of the PanopticFCN family.
+
+    Training inputs carry ``image``, ``instances`` (gt_classes as thing indices, gt_masks,
+    gt_boxes) and ``sem_seg`` (stuff indices, ``ignore_value`` elsewhere); see the
+    "panext_panoptic" mapper. Inference returns ``panoptic_seg``, ``sem_seg`` and
+    ``instances`` in detectron2's formats, with contiguous dataset ids.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        kernel_head: nn.Module,
+        position_head: nn.Module,
+        hr_processor: nn.Module,
+        kernel_in_features: List[str],
+        hr_in_features: List[str],
+        thing_ids: List[int],
+        stuff_ids: List[int],
+        pixel_mean,
+        pixel_std,
+        scale_ranges,
+        gaussian_min_overlap: float,
+        thing_pos_num: int,
+        ignore_value: int,
+        position_weight: float,
+        segment_weight: float,
+        focal_alpha: float,
+        focal_gamma: float,
+        thing_norm: str,
+        dice_form: str,
+        inference: Dict,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.kernel_head = kernel_head
+        self.position_head = position_head
+        self.hr_processor = hr_processor
+        self.kernel_in_features = list(kernel_in_features)
+        self.hr_in_features = list(hr_in_features)
+        if len(scale_ranges) != len(self.kernel_in_features):
+            raise ValueError(
+                "MODEL.PANEXT.TARGETS.THING_SCALE_RANGES needs one range per kernel level"
+            )
+        self.register_buffer("thing_ids", torch.tensor(thing_ids, dtype=torch.long), False)
+        self.register_buffer("stuff_ids", torch.tensor(stuff_ids, dtype=torch.long), False)
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        self.scale_ranges = [tuple(r) for r in scale_ranges]
+        self.gaussian_min_overlap = gaussian_min_overlap
+        self.thing_pos_num = thing_pos_num
+        self.ignore_value = ignore_value
+        self.position_weight = position_weight
+        self.segment_weight = segment_weight
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        self.thing_norm = thing_norm
+        self.dice_form = dice_form
+        self.inference_cfg = dict(inference)
+        shapes = backbone.output_shape()
+        self.level_strides = [shapes[f].stride for f in self.kernel_in_features]
+        self.hr_stride = min(shapes[f].stride for f in self.hr_in_features)
+        # sem_seg channels: contiguous ids when thing and stuff ids are disjoint (standard
+        # panoptic datasets), otherwise things first then stuff.
+        disjoint = not set(thing_ids) & set(stuff_ids)
+        channels = (
+            thing_ids + stuff_ids if disjoint else list(range(len(thing_ids) + len(stuff_ids)))
+        )
+        self.register_buffer("sem_channels", torch.tensor(channels, dtype=torch.long), False)
+
+    @classmethod
+    def from_config(cls, cfg):
+        P = cfg.MODEL.PANEXT
+        backbone = build_backbone(cfg)
+        shapes = backbone.output_shape()
+        missing = [f for f in P.KERNEL_IN_FEATURES + P.HR_IN_FEATURES if f not in shapes]
+        if missing:
+            raise ValueError(f"backbone has no {missing}; it gives {sorted(shapes)}")
+        kernel_shapes = [shapes[f] for f in P.KERNEL_IN_FEATURES]
+        thing_ids, stuff_ids = class_ids_from_metadata(
+            list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST),
+            P.NUM_THING_CLASSES,
+            P.NUM_STUFF_CLASSES,
+        )
+        I = P.INFERENCE
+        return {
+            "backbone": backbone,
+            "kernel_head": KernelHead(cfg, kernel_shapes),
+            "position_head": PositionHead(cfg, kernel_shapes),
+            "hr_processor": HRProcessor(cfg, shapes),
+            "kernel_in_features": P.KERNEL_IN_FEATURES,
+            "hr_in_features": P.HR_IN_FEATURES,
+            "thing_ids": thing_ids,
+            "stuff_ids": stuff_ids,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "scale_ranges": P.TARGETS.THING_SCALE_RANGES,
+            "gaussian_min_overlap": P.TARGETS.GAUSSIAN_MIN_OVERLAP,
+            "thing_pos_num": P.TARGETS.THING_POS_NUM,
+            "ignore_value": P.TARGETS.IGNORE_VALUE,
+            "position_weight": P.LOSS.POSITION_WEIGHT,
+            "segment_weight": P.LOSS.SEGMENT_WEIGHT,
+            "focal_alpha": P.LOSS.FOCAL_ALPHA,
+            "focal_gamma": P.LOSS.FOCAL_GAMMA,
+            "thing_norm": P.LOSS.THING_NORM,
+            "dice_form": P.LOSS.DICE_FORM,
+            "inference": {k.lower(): v for k, v in I.items()},
+        }
+
+    @property
+    def device(self):
+        return self.pixel_mean.device
+
+    def preprocess_image(self, batched_inputs) -> ImageList:
+        images = [
+            (x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
+        ]
+        return ImageList.from_tensors(
+            images,
+            self.backbone.size_divisibility,
+            padding_constraints=self.backbone.padding_constraints,
+        )
+
+    def forward(self, batched_inputs: List[Dict]):
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        levels = [features[f] for f in self.kernel_in_features]
+        thing_logits, stuff_logits = self.position_head(levels)
+        kernels = flatten_levels(self.kernel_head(levels))  # (B, D, S)
+        hr = self.hr_processor({f: features[f] for f in self.hr_in_features})
+        if self.training:
+            return self.losses(batched_inputs, images, thing_logits, stuff_logits, kernels, hr)
+        return self.inference(batched_inputs, images, thing_logits, stuff_logits, kernels, hr)
+
+    def losses(self, batched_inputs, images, thing_logits, stuff_logits, kernels, hr):
+        targets = build_targets(
+            [x["instances"].to(self.device) for x in batched_inputs],
+            [x["sem_seg"].to(self.device) for x in batched_inputs],
+            tuple(images.tensor.shape[-2:]),
+            [tuple(x.shape[-2:]) for x in thing_logits],
+            self.level_strides,
+            self.hr_stride,
+            len(self.thing_ids),
+            len(self.stuff_ids),
+            self.scale_ranges,
+            self.gaussian_min_overlap,
+            self.ignore_value,
+        )
+        focal = {"alpha": self.focal_alpha, "gamma": self.focal_gamma}
+        loss_th = thing_position_loss(
+            thing_logits,
+            targets.centers,
+            num_instances=len(targets.thing_batch),
+            num_thing_classes=len(self.thing_ids),
+            norm=self.thing_norm,
+            **focal,
+        )
+        loss_st = stuff_position_loss(stuff_logits, targets.stuff_maps, **focal)
+
+        hr = self._match_size(hr, targets.thing_masks.shape[-2:])
+        with torch.no_grad():
+            thing_scores = flatten_levels(thing_logits).sigmoid()
+            stuff_scores = flatten_levels(stuff_logits).sigmoid()
+        positions, weights = select_thing_positions(thing_scores, targets, self.thing_pos_num)
+        thing_k = kernels.permute(0, 2, 1)[targets.thing_batch[:, None], positions]  # (M, k, D)
+        stuff_k, _ = stuff_kernels(stuff_scores, flatten_levels(targets.stuff_maps), kernels)
+        stuff_k = stuff_k[targets.stuff_batch, targets.stuff_classes]  # (N, D)
+        m, k = positions.shape
+        object_kernels = torch.cat([thing_k.reshape(m * k, kernels.shape[1]), stuff_k])
+        owners = torch.cat([targets.thing_batch.repeat_interleave(k), targets.stuff_batch])
+        probs = self.object_masks(object_kernels, owners, hr).sigmoid().flatten(1)
+        loss_seg = segmentation_loss(
+            probs[: m * k].view(m, k, probs.shape[1]),
+            targets.thing_masks.flatten(1),
+            weights,
+            probs[m * k :],
+            targets.stuff_masks.flatten(1),
+            self.dice_form,
+        )
+        # Keeps every head in the graph when a batch holds no object.
+        loss_seg = loss_seg + 0.0 * (kernels.sum() + hr.sum())
+        return {
+            "loss_pos_th": self.position_weight * loss_th,
+            "loss_pos_st": self.position_weight * loss_st,
+            "loss_seg": self.segment_weight * loss_seg,
+        }
+
+    @staticmethod
+    def _match_size(hr: torch.Tensor, size) -> torch.Tensor:
+        if tuple(hr.shape[-2:]) == tuple(size):
+            return hr
+        return F.interpolate(hr, size=size, mode="bilinear", align_corners=False)
+
+    @staticmethod
+    def object_masks(kernels: torch.Tensor, owners: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """Mask logits (T, H, W) of T kernels, each applied to its own image's HR map, in one
+        batched product over zero-padded per-image kernel sets."""
+        num_images = hr.shape[0]
+        counts = torch.bincount(owners, minlength=num_images)
+        order = torch.argsort(owners, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.empty_like(owners)
+        slot[order] = torch.arange(len(owners), device=owners.device) - starts[owners[order]]
+        padded = kernels.new_zeros(
+            num_images, int(counts.max()) if len(owners) else 0, kernels.shape[1]
+        )
+        padded[owners, slot] = kernels
+        return infer.apply_kernels(padded, hr)[owners, slot]
+
+    def inference(self, batched_inputs, images, thing_logits, stuff_logits, kernels, hr):
+        cfg = self.inference_cfg
+        peaks = flatten_levels(infer.center_peaks(thing_logits, cfg["center_nms_kernel"]))
+        stuff_scores = flatten_levels(stuff_logits).sigmoid()
+        results = []
+        for b, (x, image_size) in enumerate(zip(batched_inputs, images.image_sizes)):
+            t_kernels, t_scores, t_classes = infer.top_things(
+                peaks[b], kernels[b], cfg["thing_score_thresh"], cfg["top_k_things"]
+            )
+            t_kernels, t_scores, t_classes = infer.fuse_thing_kernels(
+                t_kernels, t_scores, t_classes, cfg["similarity_thresh"]
+            )
+            s_kernels, s_scores, s_classes = infer.stuff_candidates(
+                stuff_scores[b], kernels[b], cfg["stuff_score_thresh"]
+            )
+            logits = infer.apply_kernels(torch.cat([t_kernels, s_kernels])[None], hr[b : b + 1])[0]
+            height = x.get("height", image_size[0])
+            width = x.get("width", image_size[1])
+            probs = self.resize_masks(logits, images.tensor.shape[-2:], image_size, (height, width))
+            results.append(self.format_outputs(probs, t_scores, t_classes, s_scores, s_classes))
+        return results
+
+    @staticmethod
+    def resize_masks(logits, padded_size, image_size, output_size) -> torch.Tensor:
+        """Stride-4 mask logits (N, h, w) -> probabilities (N, H, W) at the output size:
+        upsampled to the padded input, cropped to the image, resized to the output."""
+        if len(logits) == 0:
+            return logits.new_zeros((0,) + tuple(output_size))
+        probs = F.interpolate(
+            logits[None], size=tuple(padded_size), mode="bilinear", align_corners=False
+        )[0].sigmoid()
+        return sem_seg_postprocess(probs, image_size, *output_size)
+
+    def format_outputs(self, probs, t_scores, t_classes, s_scores, s_classes) -> Dict:
+        """detectron2 outputs of one image from its thing and stuff mask probabilities."""
+        cfg = self.inference_cfg
+        n = len(t_scores)
+        t_probs, s_probs = probs[:n], probs[n:]
+        t_masks = t_probs > cfg["mask_thresh"]
+        if cfg["mask_rescore"]:
+            t_scores = t_scores * infer.maskness(t_probs, cfg["mask_thresh"])
+        out = {}
+        if cfg["panoptic_on"]:
+            out["panoptic_seg"] = infer.panoptic_merge(
+                t_masks,
+                t_scores,
+                self.thing_ids[t_classes],
+                s_probs,
+                self.stuff_ids[s_classes],
+                mask_thresh=cfg["mask_thresh"],
+                score_thresh=cfg["combine_score_thresh"],
+                overlap_thresh=cfg["overlap_thresh"],
+                stuff_area_limit=cfg["stuff_area_limit"],
+            )
+        if cfg["sem_seg_on"]:
+            channels = torch.cat(
+                [self.sem_channels[t_classes], self.sem_channels[len(self.thing_ids) + s_classes]]
+            )
+            out["sem_seg"] = infer.semantic_scores(
+                probs, torch.cat([t_scores, s_scores]), channels, int(self.sem_channels.max()) + 1
+            )
+        if cfg["instances_on"]:
+            out["instances"] = infer.thing_instances(t_masks, t_scores, self.thing_ids[t_classes])
+        return out

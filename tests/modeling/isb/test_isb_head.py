@@ -1,0 +1,97 @@
+import torch
+from torch.nn import functional as F
+
+from panext_d2.data.builders.cells import ISB_SHAPES
+from panext_d2.modeling.isb import ISBHead, build_isb_routing
+
+MS = [(15, 10), (9, 4), (7, 3), (6, 3), (5, 2), (4, 2), (3, 2), (2, 2), (2, 1), (1, 1)]
+
+
+def _head(variant, **kw):
+    routing = build_isb_routing(variant, single_shapes=ISB_SHAPES, multi_shape_thresholds=MS)
+    torch.manual_seed(0)
+    head = ISBHead(
+        routing=routing, in_channels=[6, 5, 4], in_strides=[32, 16, 8], num_classes=3,
+        conv_dim=8, deconv_dim=4, **kw,
+    )
+    for p in head.parameters():  # non-trivial scoring weights
+        torch.nn.init.normal_(p, std=0.2)
+    return head
+
+
+def _features(batch=2, grid=10):
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(batch, c, grid * s, grid * s, generator=g) for c, s in ((6, 1), (5, 2), (4, 4))]
+
+
+def _manual(head, feats, b, box, cls, branch):
+    """The branch applied to crops cut and resized one box at a time."""
+    spec = head.routing.branches[branch]
+    cells = head.encompassing(box[None], feats[0].shape[-2:])[0].tolist()
+    x0, y0, x1, y1 = cells
+    crops = []
+    for f, s in zip(feats, (1, 2, 4)):
+        crop = f[b, None, :, y0 * s : y1 * s, x0 * s : x1 * s]
+        if spec.resize:
+            factor = 2 if spec.pool else 1
+            size = (spec.shape[0] * s * factor, spec.shape[1] * s * factor)
+            crop = F.interpolate(crop, size=size, mode="bilinear", align_corners=False)
+            if spec.pool:
+                crop = F.max_pool2d(crop, 2)
+        crops.append(crop)
+    return head.branches[branch](crops)[0, cls]
+
+
+def test_logits_equal_per_box_computation_for_every_variant():
+    feats = _features()
+    boxes = torch.tensor(
+        [[5.0, 5.0, 60.0, 120.0], [33.0, 40.0, 90.0, 100.0], [0.0, 0.0, 320.0, 320.0], [200.0, 250.0, 230.0, 262.0]]
+    )
+    image = torch.tensor([0, 1, 1, 0])
+    classes = torch.tensor([2, 0, 1, 1])
+    for variant in ("single_branch", "single_shape", "single_shape_plus", "multi_shape"):
+        head = _head(variant)
+        pred = head(feats, boxes, image, classes)
+        assert pred.cells.shape == (4, 4) and pred.branch.shape == (4,)
+        seen = 0
+        for b, (idx, logits) in enumerate(zip(pred.index, pred.logits)):
+            assert logits.shape[1:] == head.output_size(head.routing.branches[b])
+            for row, k in enumerate(idx.tolist()):
+                ref = _manual(head, feats, image[k], boxes[k], classes[k], b)
+                torch.testing.assert_close(logits[row], ref, rtol=1e-4, atol=1e-5)
+                seen += 1
+        assert seen == int((pred.branch >= 0).sum())
+    # 4x2 cells box (0) has a Single-Shape branch; the 10x10 one (2) does not.
+    pred = _head("single_shape")(feats, boxes, image, classes)
+    assert pred.branch[0] == ISB_SHAPES.index((4, 2)) and pred.branch[2] == -1
+
+
+def test_gradient_stops_at_the_crops():
+    feats = [f.requires_grad_() for f in _features()]
+    boxes = torch.tensor([[5.0, 5.0, 60.0, 120.0]])
+    for stop in (True, False):
+        for f in feats:
+            f.grad = None
+        head = _head("multi_shape", stop_gradient=stop)
+        pred = head(feats, boxes, torch.tensor([0]), torch.tensor([0]))
+        sum(x.sum() for x in pred.logits).backward()
+        assert all((f.grad is None) == stop for f in feats)
+        assert all(p.grad is not None for p in head.branches[int(pred.branch[0])].parameters())
+
+
+def test_padding_to_the_cap_changes_nothing():
+    feats = _features()
+    boxes = torch.tensor([[5.0, 5.0, 60.0, 120.0], [33.0, 40.0, 90.0, 100.0]])
+    args = (feats, boxes, torch.tensor([0, 1]), torch.tensor([0, 2]))
+    a = _head("multi_shape")(*args)
+    b = _head("multi_shape", pad_to_max_boxes=True)(*args)
+    for x, y in zip(a.logits, b.logits):
+        torch.testing.assert_close(x, y)
+
+
+def test_fcn16_uses_two_maps():
+    routing = build_isb_routing("single_branch")
+    head = ISBHead(routing=routing, in_channels=[6, 5, 4], in_strides=[32, 16, 8], num_classes=1,
+                   num_skips=1, conv_dim=8, deconv_dim=4)
+    pred = head(_features()[:2], torch.tensor([[0.0, 0.0, 64.0, 64.0]]), torch.tensor([0]), torch.tensor([0]))
+    assert pred.logits[0].shape == (1, 20, 20)
