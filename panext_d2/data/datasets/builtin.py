@@ -99,7 +99,7 @@ def _register_coco_person(root):
             _register(
                 name, partial(_load_coco, json_file, image_root, name, tool, root),
                 json_file=json_file, image_root=image_root, thing_classes=["person"],
-                evaluator_type="coco",
+                evaluator_type="coco_ap50",  # seed 004 §5.1: AP/AR at IoU 0.5
             )
 
 

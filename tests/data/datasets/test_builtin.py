@@ -34,7 +34,7 @@ def registered(tmp_path):
 
 def test_all_names_registered_on_import():
     assert set(NAMES) <= set(DatasetCatalog.list())
-    assert MetadataCatalog.get("coco_person_train").evaluator_type == "coco"
+    assert MetadataCatalog.get("coco_person_train").evaluator_type == "coco_ap50"
     assert MetadataCatalog.get("siim_acr_test").stuff_classes == ["background", "pneumothorax"]
     assert MetadataCatalog.get("cityscapes_person_crops_160x96_bg5_val").ignore_label == 255
 
