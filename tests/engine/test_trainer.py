@@ -18,11 +18,23 @@ TINY = os.path.join(REPO_ROOT, "configs/quick_schedules/panoptic_fpn_R18_synthet
 
 
 def _train_net(*args, output_dir):
+    """train_net.py in a subprocess whose console output goes to ``<output_dir>.console``
+    (a file, not a pipe, so a chatty run never blocks on a full pipe)."""
     cmd = [sys.executable, "-W", "ignore", os.path.join(REPO_ROOT, "train_net.py"),
            "--config-file", TINY, *args, "OUTPUT_DIR", str(output_dir)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    console = open(f"{output_dir}.console", "a")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=console, stderr=subprocess.STDOUT)
+    proc.console = console.name
+    return proc
+
+
+def _finish(proc, timeout):
+    proc.wait(timeout=timeout)
+    with open(proc.console) as f:
+        out = f.read()
+    assert proc.returncode == 0, out[-3000:]
+    return out
 
 
 def _iterations(output_dir):
@@ -43,22 +55,21 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
                 "DATASETS.TEST", "()"]
     proc = _train_net(*schedule, output_dir=tmp_path)
     deadline = time.time() + 240
-    while not (tmp_path / "model_0000007.pth").exists():
-        assert proc.poll() is None, proc.stdout.read()
+    resumed_from = -1
+    while resumed_from < 7:  # kill once the checkpoint of iteration 7 (or later) is tagged
+        assert proc.poll() is None, open(proc.console).read()[-3000:]
         assert time.time() < deadline, "no checkpoint within 240 s"
         time.sleep(0.2)
-    time.sleep(0.5)  # let the checkpointer finish writing last_checkpoint
+        tag = tmp_path / "last_checkpoint"
+        if tag.exists() and tag.read_text().strip().startswith("model_0"):
+            resumed_from = int(tag.read_text().strip()[len("model_"):-len(".pth")])
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "model_final.pth").exists()
-    last = (tmp_path / "last_checkpoint").read_text().strip()
-    resumed_from = int(last[len("model_"):-len(".pth")])
     assert resumed_from >= 7
     before = _iterations(tmp_path)
 
-    proc = _train_net("--resume", *schedule, output_dir=tmp_path)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    _finish(_train_net("--resume", *schedule, output_dir=tmp_path), timeout=300)
     after = _iterations(tmp_path)[len(before):]
     # Periodic checkpoints are written every 4 iterations (0.25 of 16): 3, 7, 11, 15.
     assert resumed_from in (7, 11)
@@ -68,15 +79,11 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
 
 
 def test_two_cpu_processes_train_and_evaluate_then_eval_only(tmp_path):
-    proc = _train_net("--num-gpus", "2", "SOLVER.MAX_ITER", "3", output_dir=tmp_path / "ddp")
-    out, _ = proc.communicate(timeout=400)
-    assert proc.returncode == 0, out[-3000:]
+    out = _finish(_train_net("--num-gpus", "2", "SOLVER.MAX_ITER", "3", output_dir=tmp_path / "ddp"), 400)
     assert "world size: 2" in out.lower() or "Rank of current process: 1" in out
     assert "copypaste: PQ,SQ,RQ" in out
     weights = tmp_path / "ddp" / "model_final.pth"
     assert weights.exists()
 
-    proc = _train_net("--eval-only", "MODEL.WEIGHTS", str(weights), output_dir=tmp_path / "eval")
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out[-3000:]
+    out = _finish(_train_net("--eval-only", "MODEL.WEIGHTS", str(weights), output_dir=tmp_path / "eval"), 300)
     assert "copypaste: PQ,SQ,RQ" in out
