@@ -8,7 +8,8 @@ import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec, get_norm
 from torch import nn
-from torchvision.ops import DeformConv2d
+
+from ...layers.deform_conv import DeformConv2d
 
 
 def group_norm_groups(channels: int, max_groups: int = 32) -> int:
@@ -36,14 +37,15 @@ def coord_features(x: torch.Tensor) -> torch.Tensor:
 
 class DeformConv(nn.Module):
     """3x3 deformable convolution whose offsets come from a learned conv initialised to zero,
-    so that it starts as a plain convolution."""
+    so that it starts as a plain convolution. ``impl`` picks the deformable operator
+    (:class:`panext_d2.layers.deform_conv.DeformConv2d`); the parameters do not depend on it."""
 
-    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True, impl: str = "auto"):
         super().__init__()
         self.offset = nn.Conv2d(in_channels, 2 * 9, 3, padding=1)
         nn.init.zeros_(self.offset.weight)
         nn.init.zeros_(self.offset.bias)
-        self.conv = DeformConv2d(in_channels, out_channels, 3, padding=1, bias=bias)
+        self.conv = DeformConv2d(in_channels, out_channels, 3, padding=1, bias=bias, impl=impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x, self.offset(x))
@@ -53,13 +55,20 @@ class ConvStack(nn.Sequential):
     """``num_convs`` x (3x3 conv [deformable] -> norm -> activation), conv weights N(0, 0.01)."""
 
     def __init__(
-        self, in_channels, channels, num_convs, norm="GN", deform=False, activation=nn.ReLU
+        self,
+        in_channels,
+        channels,
+        num_convs,
+        norm="GN",
+        deform=False,
+        activation=nn.ReLU,
+        deform_impl="auto",
     ):
         layers = []
         for i in range(num_convs):
             cin = in_channels if i == 0 else channels
             if deform:
-                conv = DeformConv(cin, channels, bias=not norm)
+                conv = DeformConv(cin, channels, bias=not norm, impl=deform_impl)
                 init_conv(conv.conv)
             else:
                 conv = init_conv(nn.Conv2d(cin, channels, 3, padding=1, bias=not norm))
@@ -129,9 +138,12 @@ class PositionHead(nn.Module):
         deform: bool,
         norm: str,
         prior_prob: float,
+        deform_impl: str = "auto",
     ):
         super().__init__()
-        self.convs = ConvStack(in_channels, convs_dim, num_convs, norm, deform=deform)
+        self.convs = ConvStack(
+            in_channels, convs_dim, num_convs, norm, deform=deform, deform_impl=deform_impl
+        )
         bias = -math.log((1 - prior_prob) / prior_prob)
         self.thing_out = init_conv(nn.Conv2d(convs_dim, num_thing_classes, 3, padding=1), bias=bias)
         self.stuff_out = init_conv(nn.Conv2d(convs_dim, num_stuff_classes, 3, padding=1), bias=bias)
@@ -146,6 +158,7 @@ class PositionHead(nn.Module):
             "num_convs": P.POSITION_HEAD.NUM_CONVS,
             "convs_dim": P.POSITION_HEAD.CONVS_DIM,
             "deform": P.POSITION_HEAD.DEFORM,
+            "deform_impl": P.POSITION_HEAD.DEFORM_IMPL,
             "norm": P.POSITION_HEAD.NORM,
             "prior_prob": P.POSITION_HEAD.PRIOR_PROB,
         }

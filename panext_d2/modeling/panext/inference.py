@@ -1,7 +1,7 @@
 """PaNeXt inference (PanopticFCN's): center NMS and top-k, kernel fusion by average
 clustering, mask prediction and the panoptic merge into detectron2's output formats."""
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from detectron2.structures import BitMasks, Instances
@@ -75,10 +75,20 @@ def stuff_candidates(scores: torch.Tensor, kernels: torch.Tensor, thresh: float)
     return fused, mean_score, found.nonzero(as_tuple=True)[0]
 
 
-def maskness(probs: torch.Tensor, thresh: float) -> torch.Tensor:
-    """Mean probability inside each binary mask (SOLOv2's rescoring); (N, H, W) -> (N,)."""
-    binary = probs > thresh
-    return (probs * binary).flatten(1).sum(1) / binary.flatten(1).sum(1).clamp(min=1)
+def maskness(
+    probs: torch.Tensor,
+    thresh: float,
+    binary: Optional[torch.Tensor] = None,
+    areas: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Mean probability inside each binary mask (SOLOv2's rescoring); (N, H, W) -> (N,).
+    ``binary`` (``probs > thresh``) and ``areas`` (its pixel counts) are reused if given."""
+    if binary is None:
+        binary = probs > thresh
+    if areas is None:
+        areas = binary.flatten(1).sum(1)
+    inside = torch.where(binary, probs, probs.new_zeros(()))
+    return inside.flatten(1).sum(1) / areas.clamp(min=1)
 
 
 def panoptic_merge(
@@ -91,7 +101,8 @@ def panoptic_merge(
     mask_thresh: float,
     score_thresh: float,
     overlap_thresh: float,
-    stuff_area_limit: int
+    stuff_area_limit: int,
+    thing_areas: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, List[Dict]]:
     """detectron2's panoptic format: an (H, W) int32 map of segment ids (0 = void) and
     segments_info with contiguous ``category_id`` and ``isthing``.
@@ -99,14 +110,14 @@ def panoptic_merge(
     Things are painted by decreasing score; one whose mask is already covered by more than
     ``overlap_thresh`` is dropped. Stuff takes each remaining pixel by the argmax of the
     stuff masks (probability > ``mask_thresh``) and is kept if its area is at least
-    ``stuff_area_limit``.
+    ``stuff_area_limit``. ``thing_areas`` (pixel counts of ``thing_masks``) is reused if given.
     """
     h, w = stuff_probs.shape[-2:] if len(stuff_probs) else thing_masks.shape[-2:]
     panoptic = torch.zeros((h, w), dtype=torch.int32, device=stuff_probs.device)
     segments = []
     order = torch.argsort(thing_scores, descending=True)
     order = order[thing_scores[order] >= score_thresh]
-    areas = thing_masks.flatten(1).sum(1)
+    areas = thing_masks.flatten(1).sum(1) if thing_areas is None else thing_areas
     # Greedy and order-dependent (each decision sees the pixels already taken), like
     # detectron2's combine_semantic_and_instance_outputs.
     for i in order.tolist():
