@@ -2,7 +2,8 @@
 # embedded synthetic dataset) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEMO_CONFIG ?= configs/quick_schedules/panoptic_fpn_R50_synthetic_cpu.yaml
+DEMO_CONFIG ?= configs/quick_schedules/panext_synthetic_cpu.yaml
+DEMO_DATASET ?= synthetic_panoptic_val
 DEMO_OUTPUT ?= output/demo
 
 .PHONY: setup test demo clean
@@ -15,7 +16,7 @@ test: setup
 
 demo: setup
 	$(PY) train_net.py --config-file $(DEMO_CONFIG) OUTPUT_DIR $(DEMO_OUTPUT)
-	$(PY) demo/demo.py --config-file $(DEMO_CONFIG) --dataset synthetic_panoptic_val_separated \
+	$(PY) demo/demo.py --config-file $(DEMO_CONFIG) --dataset $(DEMO_DATASET) \
 	    --max-images 8 --output $(DEMO_OUTPUT)/visualizations \
 	    --opts MODEL.WEIGHTS $(DEMO_OUTPUT)/model_final.pth
 
