@@ -41,6 +41,13 @@ def add_isb_config(cfg):
     # 2x2 max-pooled (Mask R-CNN's crop) to a 10x10 branch input.
     c.SINGLE_BRANCH_SHAPE = [10, 10]
     c.SINGLE_BRANCH_POOL = True
+    # Whether that 2x crop + max-pool also applies to the skip crops (stride 16 / 8). §3.1.4
+    # describes it for "the instance segmentation inputs", i.e. the branch input; the thesis
+    # is silent on the skip crops. False (default): they are resized bilinearly straight to
+    # 2x / 4x the branch shape, which lets their 1x1 skip convs run before the crop (see
+    # panext_d2/modeling/isb/head.py) and avoids cropping 100 boxes of 256 channels at 80x80
+    # at inference. Parameter counts are the same either way.
+    c.POOL_SKIP_CROPS = False
     # Single-Shape(+) exact branch shapes, (h, w) cells of the 20x20 map: Table 5.1.
     c.SINGLE_SHAPES = [
         [7, 2], [6, 3], [6, 2], [5, 3], [5, 2], [4, 3],

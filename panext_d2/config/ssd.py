@@ -133,4 +133,9 @@ def add_ssd_config(cfg):
     # Candidates per class before NMS (the TF OD API keeps up to 100 per class after NMS;
     # with 100 detections in total that cap never binds, so this only bounds NMS's work).
     s.TOPK_CANDIDATES_TEST = 100
+    # Inference runs a copy of the backbone and extra layers with every BatchNorm folded into
+    # the convolution before it (same outputs up to float rounding, one pass over each
+    # feature map less); the copy is rebuilt after every train() / eval() switch, so training
+    # and checkpoints are unaffected. False: inference runs the trained modules as they are.
+    s.FOLD_BN_TEST = False
     return cfg

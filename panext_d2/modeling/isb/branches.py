@@ -97,7 +97,10 @@ class ISBBranch(nn.Module):
         return 2**self.num_skips
 
     def forward(
-        self, crops: Sequence[torch.Tensor], output_size: Optional[Tuple[int, int]] = None
+        self,
+        crops: Sequence[torch.Tensor],
+        output_size: Optional[Tuple[int, int]] = None,
+        skips_projected: Sequence[bool] = (),
     ) -> torch.Tensor:
         """
         Args:
@@ -105,13 +108,19 @@ class ISBBranch(nn.Module):
                 (M, C16, 2h, 2w) and (M, C8, 4h, 4w).
             output_size: bilinearly upsample to this size before scoring (the thesis' order);
                 None scores at the branch resolution ``(h, w) * 2 ** num_skips``.
+            skips_projected: per skip crop, True when it was cut from the map already passed
+                through this branch's 1x1 skip conv (``self.skip[i]``), which is then not
+                applied again. A 1x1 conv commutes with exact crops and with bilinear
+                resizing (its weights sum to one), so both orders give the same result; the
+                head projects first when that is cheaper.
 
         Returns:
             (M, num_classes, H, W) mask logits.
         """
         x = self.act(self.conv(crops[0]))
-        for upsample, skip, crop in zip(self.upsample, self.skip, crops[1:]):
-            x = self.act(upsample(x) + skip(crop))
+        projected = list(skips_projected) + [False] * (len(self.skip) - len(skips_projected))
+        for upsample, skip, crop, done in zip(self.upsample, self.skip, crops[1:], projected):
+            x = self.act(upsample(x) + (crop if done else skip(crop)))
         if output_size is not None:
             x = F.interpolate(x, size=tuple(output_size), mode="bilinear", align_corners=False)
         return self.predictor(x)

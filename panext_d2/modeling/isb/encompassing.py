@@ -93,16 +93,17 @@ def crop_cells(
     return crops.permute(0, 3, 1, 2)
 
 
-def _padded_axis(start: torch.Tensor, size: torch.Tensor, out: int):
-    """Indices of each box's pixels along one axis, padded to the largest box by repeating
-    its last pixel, and the grid_sample coordinates (``align_corners=False``) of ``out``
-    half-pixel-centred samples of ``[start, start + size)`` in that padded crop."""
-    length = int(size.max()) if size.numel() else 1
-    steps = torch.arange(length, device=start.device)
-    index = start[:, None] + torch.minimum(steps[None], size[:, None] - 1)  # (M, length)
-    centres = torch.arange(out, device=start.device, dtype=torch.float32) + 0.5
-    grid = centres[None] * (size.to(torch.float32) / out)[:, None] / length * 2 - 1  # (M, out)
-    return index, grid
+def _sample_coords(start: torch.Tensor, size: torch.Tensor, out: int) -> torch.Tensor:
+    """(M, out) index-space coordinates (pixel i has centre i) of ``out`` half-pixel-centred
+    samples of ``[start, start + size)`` (``align_corners=False``), clamped to the centres of
+    the box's first and last pixels: sampling there repeats the box's edge pixels, exactly as
+    resizing the crop alone would."""
+    # float64 so that the normalised grid below is exact to float32 precision.
+    centres = torch.arange(out, device=start.device, dtype=torch.float64) + 0.5
+    size_f = size.to(torch.float64)[:, None]
+    u = centres[None] * (size_f / out) - 0.5
+    u = torch.minimum(u.clamp(min=0), size_f - 1)
+    return u + start.to(torch.float64)[:, None]
 
 
 def crop_resize_cells(
@@ -117,31 +118,49 @@ def crop_resize_cells(
 
     Equal to cropping each box exactly and calling ``F.interpolate(crop, out_size,
     mode="bilinear", align_corners=False)`` (what TF's resize does with half-pixel
-    centres), for all boxes at once: one gather of the crops, padded to the largest by
-    repeating their last row / column, then one ``grid_sample`` with border padding (so each
-    crop is clamped at its own edges, never blended with its neighbourhood as RoIAlign
-    would). A box whose shape already is ``out_size`` comes back unchanged.
+    centres), for all boxes at once: one ``grid_sample`` per image of the batch straight from
+    the feature map, the boxes of the image stacked along the grid's height, with sample
+    coordinates clamped to each box's edge pixels (so each crop is clamped at its own edges,
+    never blended with its neighbourhood as RoIAlign would). No crop is copied out first. A
+    box whose shape already is ``out_size`` comes back unchanged.
 
     Args:
         feature, image_index, cells, scale: as in :func:`crop_cells`.
         out_size: (h, w) in stride-32 cells; the crop is ``(h * scale, w * scale)``.
         pool: resize to twice that size, then 2x2 max-pool (Mask R-CNN's crop, used by the
-            Single-Branch ISB, seed 004 §3.1.4).
+            Single-Branch ISB, seed 004 §3.1.4). Computed as the maximum of the four
+            sub-grids of the doubled grid, so the doubled crop is never stored.
 
     Returns:
         (M, C, h * scale, w * scale).
     """
     factor = 2 if pool else 1
-    out_h, out_w = int(out_size[0]) * scale * factor, int(out_size[1]) * scale * factor
-    rows, grid_y = _padded_axis(cells[:, 1] * scale, (cells[:, 3] - cells[:, 1]) * scale, out_h)
-    cols, grid_x = _padded_axis(cells[:, 0] * scale, (cells[:, 2] - cells[:, 0]) * scale, out_w)
-    # Edge-replicated crops + border padding = each crop clamped at its own edges.
-    crops = feature.permute(0, 2, 3, 1)[image_index[:, None, None], rows[:, :, None], cols[:, None, :]]
-    crops = crops.permute(0, 3, 1, 2).contiguous()
-    grid = torch.stack(torch.broadcast_tensors(grid_x[:, None, :], grid_y[:, :, None]), dim=-1)
-    crops = F.grid_sample(
-        crops, grid.to(crops.dtype), mode="bilinear", padding_mode="border", align_corners=False
-    )
-    if pool:
-        crops = F.max_pool2d(crops, 2)
-    return crops
+    out_h, out_w = int(out_size[0]) * scale, int(out_size[1]) * scale
+    num, channels, height, width = cells.shape[0], feature.shape[1], feature.shape[2], feature.shape[3]
+    ys = _sample_coords(cells[:, 1] * scale, (cells[:, 3] - cells[:, 1]) * scale, out_h * factor)
+    xs = _sample_coords(cells[:, 0] * scale, (cells[:, 2] - cells[:, 0]) * scale, out_w * factor)
+    # Index-space coordinates -> grid_sample's normalised ones (align_corners=False).
+    gy = ((2 * ys + 1) / height - 1).view(num, out_h, factor)
+    gx = ((2 * xs + 1) / width - 1).view(num, out_w, factor)
+    out = feature.new_empty((num, channels, out_h, out_w))
+    if num == 0:
+        return out
+    for image in torch.unique(image_index).tolist():
+        boxes = torch.nonzero(image_index == image, as_tuple=True)[0]
+        n = boxes.numel()
+        result = None
+        for py in range(factor):
+            for px in range(factor):
+                grid = torch.stack(
+                    torch.broadcast_tensors(gx[boxes, None, :, px], gy[boxes, :, None, py]), dim=-1
+                )  # (n, out_h, out_w, 2)
+                sample = F.grid_sample(
+                    feature[image : image + 1],
+                    grid.reshape(1, n * out_h, out_w, 2).to(feature.dtype),
+                    mode="bilinear",
+                    padding_mode="border",
+                    align_corners=False,
+                )
+                result = sample if result is None else torch.maximum(result, sample)
+        out[boxes] = result.view(channels, n, out_h, out_w).transpose(0, 1)
+    return out

@@ -11,6 +11,16 @@
 The gradient is stopped at each crop (§3.2.1 "Stop Gradient"): the feature maps learn from
 detection only. ``pad_to_max_boxes`` reproduces the thesis' zero padding of each branch to
 its box cap (TensorFlow needed static shapes); it changes only the compute, never a result.
+
+Two choices keep the compute down:
+
+* (exact) a branch's 1x1 skip conv commutes with exact crops and with bilinear resizing, so
+  when a branch's skip crops would cover more pixels than the whole skip map (many boxes),
+  the map is projected to the branch's 32 channels first and the crops are cut from the
+  projection (fewer channels to crop, no pixel convolved twice);
+* (a reading of the thesis) the Single-Branch 2x crop + 2x2 max-pool (Mask R-CNN's crop, §3.1.4) is applied to the
+  branch input, the stride-32 crop; the skip crops are resized straight to their size unless
+  ``pool_skip_crops`` (``MODEL.ISB.POOL_SKIP_CROPS``), see panext_d2/config/isb.py.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
@@ -68,6 +78,7 @@ class ISBHead(nn.Module):
         activation: str = "relu",
         stop_gradient: bool = True,
         pad_to_max_boxes: bool = False,
+        pool_skip_crops: bool = False,
     ):
         """
         Args:
@@ -77,6 +88,8 @@ class ISBHead(nn.Module):
             num_skips, conv_dim, deconv_dim, activation: see :class:`ISBBranch`.
             stop_gradient: detach the feature maps before cropping.
             pad_to_max_boxes: zero-pad each branch's crops to images x its box cap.
+            pool_skip_crops: pooled branches (Single-Branch) also crop their skip maps at
+                twice the size and max-pool them; otherwise only the stride-32 crop is pooled.
         """
         super().__init__()
         self.routing = routing
@@ -88,6 +101,7 @@ class ISBHead(nn.Module):
         self.scales = scales
         self.stop_gradient = stop_gradient
         self.pad_to_max_boxes = pad_to_max_boxes
+        self.pool_skip_crops = pool_skip_crops
         self.branches = nn.ModuleList(
             ISBBranch(
                 in_channels[: 1 + num_skips],
@@ -121,6 +135,7 @@ class ISBHead(nn.Module):
             "activation": c.ACTIVATION,
             "stop_gradient": c.STOP_GRADIENT,
             "pad_to_max_boxes": c.PAD_TO_MAX_BOXES,
+            "pool_skip_crops": c.POOL_SKIP_CROPS,
         }
 
     def output_size(self, spec: BranchSpec):
@@ -133,13 +148,24 @@ class ISBHead(nn.Module):
         image_size = (grid_size[0] * self.cell_stride, grid_size[1] * self.cell_stride)
         return encompassing_cells(boxes, image_size, grid_size)
 
-    def _crops(self, spec: BranchSpec, features, image_index, cells):
-        if spec.resize:
-            return [
-                crop_resize_cells(f, image_index, cells, spec.shape, s, spec.pool)
-                for f, s in zip(features, self.scales)
-            ]
-        return [crop_cells(f, image_index, cells, spec.shape, s) for f, s in zip(features, self.scales)]
+    def _crops(self, spec: BranchSpec, module: ISBBranch, features, image_index, cells):
+        """The branch's crops, stride-32 first, and per skip crop whether it was cut from the
+        map projected by the branch's skip conv (done when the crops of the branch's boxes
+        cover at least as many pixels as the map: never more 1x1-conv work)."""
+        crops, projected = [], []
+        for level, (feature, scale) in enumerate(zip(features, self.scales)):
+            pool = spec.pool and (level == 0 or self.pool_skip_crops)
+            crop_pixels = image_index.numel() * spec.shape[0] * spec.shape[1] * scale * scale
+            project = level > 0 and not pool and crop_pixels >= feature[:, 0].numel()
+            if project:
+                feature = module.skip[level - 1](feature)
+            if spec.resize:
+                crops.append(crop_resize_cells(feature, image_index, cells, spec.shape, scale, pool))
+            else:
+                crops.append(crop_cells(feature, image_index, cells, spec.shape, scale))
+            if level > 0:
+                projected.append(project)
+        return crops, projected
 
     def forward(
         self,
@@ -167,10 +193,10 @@ class ISBHead(nn.Module):
             if idx.numel() == 0:
                 logits.append(features[0].new_zeros((0, *self.output_size(spec))))
                 continue
-            crops = self._crops(spec, features, image_index[idx], cells[idx])
+            crops, projected = self._crops(spec, module, features, image_index[idx], cells[idx])
             if self.pad_to_max_boxes:
                 total = max(features[0].shape[0] * spec.max_boxes, idx.numel())
                 crops = [torch.cat([c, c.new_zeros((total - c.shape[0], *c.shape[1:]))]) for c in crops]
-            out = module(crops)[: idx.numel()]
+            out = module(crops, skips_projected=projected)[: idx.numel()]
             logits.append(out[torch.arange(idx.numel(), device=out.device), classes[idx]])
         return ISBPredictions(cells, branch, index, logits)

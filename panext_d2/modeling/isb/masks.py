@@ -158,6 +158,13 @@ def paste_mask_logits(
         b, s = boxes[part], sizes[part]
         wy, in_y = _axis_weights(height, b[:, 1], b[:, 3], s[:, 0], logits.shape[1])
         wx, in_x = _axis_weights(width, b[:, 0], b[:, 2], s[:, 1], logits.shape[2])
-        resized = wy @ logits[part] @ wx.transpose(1, 2)  # (n, H, W)
-        out[part] = (resized > threshold) & in_y[:, :, None] & in_x[:, None, :]
+        if threshold >= 0:
+            # Zero weights outside the box give logit 0 there, never above the threshold:
+            # the same masks without two passes over the (n, H, W) output.
+            wy = wy * in_y[..., None]
+            wx = wx * in_x[..., None]
+            torch.gt(wy @ logits[part] @ wx.transpose(1, 2), threshold, out=out[part])
+        else:
+            resized = wy @ logits[part] @ wx.transpose(1, 2)  # (n, H, W)
+            out[part] = (resized > threshold) & in_y[:, :, None] & in_x[:, None, :]
     return out

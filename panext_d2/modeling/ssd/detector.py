@@ -15,7 +15,14 @@ can reuse them (subclass or composition):
 * :meth:`label_default_boxes` -> per default box: class label, encoded target, matched GT index;
 * :meth:`losses`, :meth:`detect` (per-image Instances in input coordinates),
   :meth:`postprocess` (rescaled to the requested output size).
+
+With ``fold_bn_test`` (``MODEL.SSD.FOLD_BN_TEST``), inference runs a copy of the backbone and
+extra layers whose BatchNorms are folded into the convolutions before them
+(:func:`panext_d2.utils.fuse.fold_batchnorm`). The copy is made at the first inference
+forward after ``eval()`` and dropped by ``train()``, by loading a state dict and by moving or
+casting the model, so the trained modules and checkpoints never change.
 """
+import copy
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -28,6 +35,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone, de
 from detectron2.structures import ImageList, Instances
 
 from panext_d2.layers.norm import set_bn_hyperparams
+from panext_d2.utils.fuse import fold_batchnorm
 
 from .box_coder import SSDBoxCoder
 from .default_boxes import DefaultBoxGenerator
@@ -75,6 +83,7 @@ class SSD(nn.Module):
         max_detections_per_image: int = 100,
         size_divisibility: int = 32,
         input_format: Optional[str] = None,
+        fold_bn_test: bool = False,
     ):
         super().__init__()
         self.backbone = backbone
@@ -96,6 +105,9 @@ class SSD(nn.Module):
         self.max_detections_per_image = max_detections_per_image
         self.size_divisibility = size_divisibility
         self.input_format = input_format
+        self.fold_bn_test = fold_bn_test
+        self._drop_folded()
+        self.register_load_state_dict_post_hook(lambda module, keys: module._drop_folded())
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -156,11 +168,38 @@ class SSD(nn.Module):
             "max_detections_per_image": cfg.TEST.DETECTIONS_PER_IMAGE,
             "size_divisibility": max(32, backbone.size_divisibility),
             "input_format": cfg.INPUT.FORMAT,
+            "fold_bn_test": s.FOLD_BN_TEST,
         }
 
     @property
     def device(self):
         return self.pixel_mean.device
+
+    # ---- BN folding at inference ---------------------------------------------------------
+    def _drop_folded(self):
+        # Plain attribute (not a submodule): never in state dicts, DDP or parameter counts.
+        self.__dict__["_folded"] = None
+
+    def train(self, mode: bool = True):
+        self._drop_folded()
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._drop_folded()
+        return super()._apply(fn, *args, **kwargs)
+
+    def feature_modules(self) -> Tuple[nn.Module, nn.Module]:
+        """(backbone, extra layers) for this forward: the BN-folded copies at inference when
+        ``fold_bn_test``, the trained modules otherwise."""
+        if self.training or not self.fold_bn_test:
+            return self.backbone, self.extra_layers
+        if self._folded is None:
+            with torch.no_grad():
+                folded = copy.deepcopy((self.backbone, self.extra_layers))
+                for module in folded:
+                    fold_batchnorm(module)
+            self.__dict__["_folded"] = folded
+        return self._folded
 
     # ---- steps ---------------------------------------------------------------------------
     def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
@@ -173,9 +212,10 @@ class SSD(nn.Module):
         self, images: torch.Tensor
     ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor]]:
         """Normalised (N, 3, H, W) input -> (every backbone output, the SSD feature maps)."""
-        features = self.backbone(images)
+        backbone, extra_layers = self.feature_modules()
+        features = backbone(images)
         maps = [features[f] for f in self.in_features]
-        maps.extend(self.extra_layers(maps[-1]))
+        maps.extend(extra_layers(maps[-1]))
         return features, maps
 
     def predict(self, maps: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:

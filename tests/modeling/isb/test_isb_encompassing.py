@@ -99,7 +99,8 @@ def test_crop_resize_equals_crop_then_interpolate():
                     ref = F.interpolate(crop, size=size, mode="bilinear", align_corners=False)
                     if pool:
                         ref = F.max_pool2d(ref, 2)
-                    torch.testing.assert_close(got[k], ref[0], rtol=1e-5, atol=1e-5)
+                    # grid_sample on the whole map: float32 coordinates, rounding ~ map size * eps
+                    torch.testing.assert_close(got[k], ref[0], rtol=1e-4, atol=1e-4)
 
 
 def test_crop_resize_is_identity_for_boxes_of_the_target_shape():

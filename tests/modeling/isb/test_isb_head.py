@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -33,16 +34,18 @@ def _manual(head, feats, b, box, cls, branch):
     for f, s in zip(feats, (1, 2, 4)):
         crop = f[b, None, :, y0 * s : y1 * s, x0 * s : x1 * s]
         if spec.resize:
-            factor = 2 if spec.pool else 1
+            pool = spec.pool and (s == 1 or head.pool_skip_crops)
+            factor = 2 if pool else 1
             size = (spec.shape[0] * s * factor, spec.shape[1] * s * factor)
             crop = F.interpolate(crop, size=size, mode="bilinear", align_corners=False)
-            if spec.pool:
+            if pool:
                 crop = F.max_pool2d(crop, 2)
         crops.append(crop)
     return head.branches[branch](crops)[0, cls]
 
 
-def test_logits_equal_per_box_computation_for_every_variant():
+@pytest.mark.parametrize("pool_skip_crops", [False, True])
+def test_logits_equal_per_box_computation_for_every_variant(pool_skip_crops):
     feats = _features()
     boxes = torch.tensor(
         [[5.0, 5.0, 60.0, 120.0], [33.0, 40.0, 90.0, 100.0], [0.0, 0.0, 320.0, 320.0], [200.0, 250.0, 230.0, 262.0]]
@@ -50,7 +53,7 @@ def test_logits_equal_per_box_computation_for_every_variant():
     image = torch.tensor([0, 1, 1, 0])
     classes = torch.tensor([2, 0, 1, 1])
     for variant in ("single_branch", "single_shape", "single_shape_plus", "multi_shape"):
-        head = _head(variant)
+        head = _head(variant, pool_skip_crops=pool_skip_crops)
         pred = head(feats, boxes, image, classes)
         assert pred.cells.shape == (4, 4) and pred.branch.shape == (4,)
         seen = 0
@@ -95,3 +98,17 @@ def test_fcn16_uses_two_maps():
                    num_skips=1, conv_dim=8, deconv_dim=4)
     pred = head(_features()[:2], torch.tensor([[0.0, 0.0, 64.0, 64.0]]), torch.tensor([0]), torch.tensor([0]))
     assert pred.logits[0].shape == (1, 20, 20)
+
+
+def test_skip_maps_are_projected_before_cropping_when_cheaper():
+    """Single-Branch with many boxes: its skip crops come from the projected maps, and the
+    logits equal the per-box computation (checked above); with one box they do not."""
+    feats = _features()
+    head = _head("single_branch")
+    image = torch.zeros(8, dtype=torch.long)
+    boxes = torch.tensor([[0.0, 0.0, 64.0, 64.0]]).repeat(8, 1)
+    spec, module = head.routing.branches[0], head.branches[0]
+    _, projected = head._crops(spec, module, feats, image, head.encompassing(boxes, (10, 10)))
+    assert projected == [True, True]
+    _, projected = head._crops(spec, module, feats, image[:1], head.encompassing(boxes[:1], (10, 10)))
+    assert projected == [False, False]
