@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from panext_d2.data.datasets.synthetic import DEFAULT_SPLITS, instances, panoptic, sparse_semantic
-from panext_d2.data.datasets.synthetic.cache import dataset_dir, ensure_generated
+from panext_d2.data.catalog.synthetic import DEFAULT_SPLITS, instances, panoptic, sparse_semantic
+from panext_d2.data.catalog.synthetic.cache import dataset_dir, ensure_generated
 
 SETS = {
     "panoptic": (panoptic, panoptic.PanopticParams),

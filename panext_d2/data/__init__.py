@@ -1,4 +1,4 @@
-from . import datasets  # noqa: F401  (registers datasets)
+from . import catalog  # noqa: F401  (registers every dataset name)
 from .mappers import MAPPER_REGISTRY, build_dataset_mapper
 from .samplers import ForegroundBalancedSampler, build_train_sampler  # noqa: F401
 

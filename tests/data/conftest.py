@@ -1,8 +1,8 @@
 import pytest
 
-from panext_d2.data.datasets.coco_samples import register_coco_samples
-from panext_d2.data.datasets.synthetic import register_all_synthetic
-from panext_d2.data.datasets.synthetic.cache import CACHE_ENV
+from panext_d2.data.catalog.coco_samples import register_coco_samples
+from panext_d2.data.catalog.synthetic import register_all_synthetic
+from panext_d2.data.catalog.synthetic.cache import CACHE_ENV
 
 
 @pytest.fixture

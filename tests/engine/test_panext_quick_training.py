@@ -12,7 +12,7 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import JSONWriter
 
 from panext_d2 import Trainer, get_panext_cfg
-from panext_d2.data.datasets.synthetic import register_synthetic_panoptic
+from panext_d2.data.catalog.synthetic import register_synthetic_panoptic
 
 from tests.conftest import REPO_ROOT
 

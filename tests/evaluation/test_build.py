@@ -13,8 +13,8 @@ from detectron2.evaluation import (
 from detectron2.structures import Boxes, Instances
 from PIL import Image
 
-from panext_d2.data.datasets.synthetic import register_synthetic_panoptic
-from panext_d2.data.datasets.synthetic.formats import read_panoptic_png
+from panext_d2.data.catalog.synthetic import register_synthetic_panoptic
+from panext_d2.data.catalog.synthetic.formats import read_panoptic_png
 from panext_d2.evaluation import build_evaluator
 
 NAME = "test_eval_synthetic_panoptic"

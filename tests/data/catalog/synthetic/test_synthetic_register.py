@@ -4,7 +4,7 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.coco_panoptic import load_coco_panoptic_json
 
-from panext_d2.data.datasets.synthetic import (
+from panext_d2.data.catalog.synthetic import (
     register_synthetic_instances,
     register_synthetic_panoptic,
     register_synthetic_sparse,

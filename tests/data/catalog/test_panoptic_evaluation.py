@@ -5,7 +5,7 @@ import torch
 from detectron2.data import DatasetCatalog
 from detectron2.evaluation import COCOPanopticEvaluator
 
-from panext_d2.data.datasets.synthetic.formats import read_panoptic_png
+from panext_d2.data.catalog.synthetic.formats import read_panoptic_png
 
 
 def _prediction(record):

@@ -6,8 +6,8 @@ import pycocotools.mask as mask_util
 import pytest
 from PIL import Image
 
-from panext_d2.data.datasets.synthetic import panoptic
-from panext_d2.data.datasets.synthetic.formats import IGNORE_LABEL, read_panoptic_png
+from panext_d2.data.catalog.synthetic import panoptic
+from panext_d2.data.catalog.synthetic.formats import IGNORE_LABEL, read_panoptic_png
 
 PARAMS = panoptic.PanopticParams(num_images=12, seed=3)
 

@@ -11,7 +11,7 @@ from panext_d2.data.builders.cityscapes_person_crops import build_cityscapes_per
 from panext_d2.data.builders.coco_bikecar import build_coco_bikecar
 from panext_d2.data.builders.coco_person import build_coco_person
 from panext_d2.data.builders.siim_acr import build_siim_acr
-from panext_d2.data.datasets.builtin import register_all
+from panext_d2.data.catalog.builtin import register_all
 
 SAMPLES = "/work/shared/data/coco_panoptic_samples"
 NAMES = (

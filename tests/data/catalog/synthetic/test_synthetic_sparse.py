@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panext_d2.data.datasets.synthetic import sparse_semantic
-from panext_d2.data.datasets.synthetic.sparse_semantic import SparseParams
+from panext_d2.data.catalog.synthetic import sparse_semantic
+from panext_d2.data.catalog.synthetic.sparse_semantic import SparseParams
 
 
 @pytest.fixture(scope="module")

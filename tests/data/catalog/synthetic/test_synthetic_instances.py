@@ -4,7 +4,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from panext_d2.data.datasets.synthetic import instances
+from panext_d2.data.catalog.synthetic import instances
 
 PARAMS = instances.InstancesParams(num_images=16, seed=2)
 

@@ -8,8 +8,8 @@ from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
 from detectron2.data.datasets.coco_panoptic import load_coco_panoptic_json
 from PIL import Image
 
-from panext_d2.data.datasets import coco_samples
-from panext_d2.data.datasets.synthetic.formats import read_panoptic_png
+from panext_d2.data.catalog import coco_samples
+from panext_d2.data.catalog.synthetic.formats import read_panoptic_png
 
 NAMES = ["coco_panoptic_samples", "coco_panoptic_samples_separated", "coco_samples_instances"]
 SHARED = os.path.realpath(

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from panext_d2.data.datasets.synthetic import cache, panoptic
-from panext_d2.data.datasets.synthetic.cache import (
+from panext_d2.data.catalog.synthetic import cache, panoptic
+from panext_d2.data.catalog.synthetic.cache import (
     check_files,
     dataset_dir,
     ensure_generated,
