@@ -11,6 +11,12 @@ Table 8.2 / 8.3 / 8.5 rows as configs (with MODEL.META_ARCHITECTURE "EncDecSegme
   + SE Block Out   DECODER "proposed" (every FUSE switch on) = "Proposed"
 (§7.3.3: the auxiliary loss "is only used in the proposed model"; the ablation rows of
 Table 8.5 do not say whether they kept it.)
+
+Two-stage rows (Tables 8.2 / 8.3, panext_d2/modeling/encdec/two_stage.py):
+  classifier       MODEL.META_ARCHITECTURE "ImageClassifier", MODEL.IMAGE_CLASSIFIER.*
+  segmenter        an "EncDecSegmentor" U-Net trained on non-empty images only
+                   (DATALOADER.FOREGROUND_SAMPLING.FOREGROUND_SHARE 1.0) or on all images
+  pipeline         MODEL.META_ARCHITECTURE "TwoStageSegmentor", MODEL.TWO_STAGE.*
 """
 
 from detectron2.config import CfgNode as CN
@@ -76,6 +82,41 @@ def add_encdec_config(cfg):
     # Horizontal flip with probability 0.5 at training time, the only augmentation (§7.3.4).
     cfg.INPUT.SEMANTIC.HFLIP = True
     # detectron2's INPUT.CROP (off by default) is applied before the resize when enabled.
+
+    # Image classifier of the two-stage baseline (§7.3: ResNet-50, cross-entropy loss,
+    # 256x256 inputs in batches of 32), panext_d2/modeling/encdec/classifier.py.
+    cfg.MODEL.IMAGE_CLASSIFIER = CN()
+    # Backbone output that is globally average-pooled before the linear layer.
+    cfg.MODEL.IMAGE_CLASSIFIER.IN_FEATURE = "res5"
+    # "binary": one sigmoid, "has foreground" (SIIM-ACR); "multilabel": one sigmoid per
+    # foreground class (COCO BikeCar). Seed silent on the head: §7.3.3 says "cross-entropy",
+    # read as the binary cross-entropy of each sigmoid output.
+    cfg.MODEL.IMAGE_CLASSIFIER.MODE = "binary"
+    # Foreground classes 1..N ("multilabel" logits); BikeCar 2, SIIM-ACR 1.
+    cfg.MODEL.IMAGE_CLASSIFIER.NUM_FOREGROUND_CLASSES = 1
+    # Sigmoid score from which an image / class is predicted positive (seed silent: 0.5).
+    cfg.MODEL.IMAGE_CLASSIFIER.THRESHOLD = 0.5
+    # (height, width) the classifier resizes its inputs to inside the model; empty = as the
+    # mapper gives them. TwoStageSegmentor fills it with the classifier config's
+    # INPUT.SEMANTIC.SIZE when empty, so a 256x256 classifier sees 256x256 images there.
+    cfg.MODEL.IMAGE_CLASSIFIER.INPUT_SIZE = ()
+
+    # Two-stage pipeline (TwoStageSegmentor): the config itself describes the segmenter.
+    cfg.MODEL.TWO_STAGE = CN()
+    # The segmenter's meta-architecture, built from this same config.
+    cfg.MODEL.TWO_STAGE.SEGMENTER_ARCHITECTURE = "EncDecSegmentor"
+    cfg.MODEL.TWO_STAGE.SEGMENTER_WEIGHTS = ""
+    # The classifier's YAML (an ImageClassifier config) and checkpoint.
+    cfg.MODEL.TWO_STAGE.CLASSIFIER_CONFIG = ""
+    cfg.MODEL.TWO_STAGE.CLASSIFIER_WEIGHTS = ""
+    # An image is segmented when any classifier sigmoid score is >= this (seed silent: 0.5).
+    cfg.MODEL.TWO_STAGE.THRESHOLD = 0.5
+
+    # Evaluator type to use instead of the test dataset's own evaluator_type when non-empty
+    # (for build_evaluator in panext_d2/evaluation/build.py): "image_level" scores an
+    # ImageClassifier on the sets whose type is "empty_images"
+    # (panext_d2/evaluation/image_level.py).
+    cfg.TEST.EVALUATOR_TYPE = ""
 
     # §7.2 metrics (panext_d2/evaluation/empty_images.py, evaluator_type "empty_images").
     cfg.TEST.EMPTY_IMAGES = CN()

@@ -59,7 +59,10 @@ def _cityscapes_instance(cfg, dataset_name, output_folder):
 
 def build_evaluator(cfg, dataset_name, output_folder):
     """A DatasetEvaluators for ``dataset_name``, chosen by its metadata's evaluator_type."""
-    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    # TEST.EVALUATOR_TYPE overrides the dataset's (e.g. image-level metrics for a classifier).
+    evaluator_type = cfg.TEST.get("EVALUATOR_TYPE", "") or MetadataCatalog.get(dataset_name).get(
+        "evaluator_type"
+    )
     if evaluator_type is None or evaluator_type not in EVALUATOR_REGISTRY:
         raise KeyError(
             f"dataset {dataset_name!r} has evaluator_type={evaluator_type!r}; expected one of "

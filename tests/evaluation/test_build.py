@@ -83,3 +83,18 @@ def test_unknown_evaluator_type_is_reported(cfg, tmp_path):
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
+
+
+def test_config_overrides_the_dataset_evaluator_type(cfg, tmp_path):
+    from panext_d2.data.catalog.synthetic import register_synthetic_sparse
+    from panext_d2.evaluation.image_level import ImageLevelEvaluator
+
+    name = "test_eval_sparse_override"
+    register_synthetic_sparse(name, root=str(tmp_path / "cache"), num_images=4, seed=1)
+    try:
+        assert not isinstance(build_evaluator(cfg, name, str(tmp_path)), ImageLevelEvaluator)
+        cfg.TEST.EVALUATOR_TYPE = "image_level"
+        assert isinstance(build_evaluator(cfg, name, str(tmp_path)), ImageLevelEvaluator)
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
