@@ -13,6 +13,7 @@ from pycocotools.cocoeval import COCOeval
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Boxes, Instances
 
+from panext_d2 import get_panext_cfg
 from panext_d2.evaluation import EVALUATOR_REGISTRY, build_evaluator
 from panext_d2.evaluation.ap50 import AP50_METRICS, COCOAP50Evaluator
 
@@ -68,7 +69,7 @@ def dataset(tmp_path):
 
 
 def _run_evaluator(name, predictions, out_dir):
-    evaluator = build_evaluator(None, name, str(out_dir))
+    evaluator = build_evaluator(get_panext_cfg(), name, str(out_dir))
     assert isinstance(evaluator, COCOAP50Evaluator)
     evaluator.reset()
     contiguous = {1: 0, 18: 1}
