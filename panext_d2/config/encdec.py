@@ -48,6 +48,15 @@ def add_encdec_config(cfg):
     # Inputs are zero-padded to a multiple of this so each stage halves exactly (ResNet output
     # stride 32); the decoder also matches sizes by interpolation, so 0 works as well.
     cfg.MODEL.ENCDEC.SIZE_DIVISIBILITY = 32
+    # Whether the last 3x3 conv before the 1x1 classifier (the fuse block's last conv of F for
+    # "proposed", the last U-Net stage's second conv for "unet") ends in a ReLU (True, every
+    # conv conv-BN-ReLU as in §6.1) or in BN only (False). Seed silent on that conv. With the
+    # ReLU the classifier sees non-negative features: from scratch on sparse foreground the
+    # foreground logits learn negative weights early, the net encodes foreground as zeroed
+    # features, those ReLUs die and every pixel is predicted background (fg IoU 0); signed
+    # features avoid that. "hypercolumns" classifies X of eq. 6.1 (a sum of 1x1 convs, no
+    # ReLU), so it is unaffected.
+    cfg.MODEL.ENCDEC.CLASSIFIER_INPUT_RELU = False
 
     # Multi-level fuse block Z' = psi2(F(psi1(X))) (eq. 6.2); used by DECODER "proposed".
     cfg.MODEL.ENCDEC.FUSE = CN()

@@ -35,6 +35,8 @@ def test_encdec_loss_falls(tmp_path):
     assert len(losses) == 40 and np.isfinite(losses).all()
     first, last = losses[:5].mean(), losses[-5:].mean()
     # From scratch the pixel cross-entropy starts at ~log(3) and RAdam's rectified steps
-    # bring it down steadily (~1.16 -> ~0.83 over the last five of 40 iterations).
-    assert last < 0.8 * first, (first, last, losses.round(3).tolist())
+    # bring it down steadily: ~1.18 -> ~0.98 over the last five of 40 iterations with the
+    # classifier on signed features (MODEL.ENCDEC.CLASSIFIER_INPUT_RELU False, the default),
+    # ~1.16 -> ~0.83 with the ReLU kept.
+    assert last < 0.88 * first, (first, last, losses.round(3).tolist())
     assert (np.diff(losses) < 0).mean() > 0.7, losses.round(3).tolist()

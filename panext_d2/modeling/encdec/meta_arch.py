@@ -42,7 +42,14 @@ class EncDecHead(nn.Module):
         hypercolumn_channels: int = 64,
         norm: str = "BN",
         fuse: Optional[dict] = None,
+        classifier_input_relu: bool = True,
     ):
+        """
+        Args:
+            classifier_input_relu: False drops the ReLU of the last 3x3 conv-BN-ReLU before
+                the classifier (fuse block's F, or the last U-Net stage for "unet"), so the
+                classifier sees signed features (``MODEL.ENCDEC.CLASSIFIER_INPUT_RELU``).
+        """
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"MODEL.ENCDEC.DECODER={decoder!r}; expected one of {DECODERS}")
@@ -57,6 +64,10 @@ class EncDecHead(nn.Module):
             width = hypercolumn_channels
         if decoder == "proposed":
             self.fuse = MultiLevelFuse(width, norm=norm, **(fuse or {}))
+        if not classifier_input_relu:
+            last = self._last_conv_before_classifier()
+            if last is not None:
+                last.activation = None
         self.predictor = Conv2d(width, num_classes, kernel_size=1)
         nn.init.normal_(self.predictor.weight, std=0.01)
         nn.init.zeros_(self.predictor.bias)
@@ -73,6 +84,7 @@ class EncDecHead(nn.Module):
             "decoder_channels": e.DECODER_CHANNELS,
             "hypercolumn_channels": e.HYPERCOLUMN_CHANNELS,
             "norm": e.NORM,
+            "classifier_input_relu": e.CLASSIFIER_INPUT_RELU,
             "fuse": {
                 "se_in": e.FUSE.SE_IN,
                 "conv": e.FUSE.CONV,
@@ -81,6 +93,16 @@ class EncDecHead(nn.Module):
                 "reduction": e.FUSE.SE_REDUCTION,
             },
         }
+
+    def _last_conv_before_classifier(self):
+        """The 3x3 conv whose output (possibly SE-gated) reaches the classifier with no
+        other conv in between, or None when a linear map (eq. 6.1) comes last."""
+        if self.fuse is not None:
+            convs = [m for m in self.fuse.body if isinstance(m, Conv2d)]
+            return convs[-1] if convs else None
+        if self.hypercolumns is None:
+            return self.decoder.stages[-1].conv2
+        return None
 
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
         outputs = self.decoder(features)

@@ -162,3 +162,26 @@ def test_decoder_stage_order_and_sizes():
     assert MultiLevelFuse(7, reduction=16, norm="")(x).shape == x.shape
     with pytest.raises(ValueError):
         UNetDecoder(shapes, ["res2", "res3", "res4", "res5"], [12, 10], norm="")
+
+
+@pytest.mark.parametrize("decoder", ["unet", "hypercolumns", "proposed"])
+def test_classifier_input_relu(cfg, decoder):
+    """CLASSIFIER_INPUT_RELU=False leaves exactly the last 3x3 conv before the classifier
+    without its ReLU (BN only), so the classifier sees signed features; True keeps it."""
+    def relu_free_convs(model):
+        return [
+            name
+            for name, m in model.head.named_modules()
+            if hasattr(m, "activation") and m.kernel_size == (3, 3) and m.activation is None
+        ]
+
+    with_relu = build_model(tiny_cfg(cfg.clone(), decoder, CLASSIFIER_INPUT_RELU=True))
+    assert relu_free_convs(with_relu) == []
+    torch.manual_seed(0)
+    signed = build_model(tiny_cfg(cfg.clone(), decoder, CLASSIFIER_INPUT_RELU=False))
+    expected = {"unet": ["decoder.stages.2.conv2"], "hypercolumns": [], "proposed": ["fuse.body.3"]}
+    assert relu_free_convs(signed) == expected[decoder]
+    if decoder == "unet":
+        with torch.no_grad():
+            x = signed.head.decoder(signed.backbone(torch.randn(2, 3, 64, 64)))[-1]
+        assert (x < 0).any()
