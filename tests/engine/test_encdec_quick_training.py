@@ -5,9 +5,10 @@ import os
 import numpy as np
 import torch
 
-from panext_d2 import Trainer, get_panext_cfg
+from panext_d2 import get_panext_cfg
 
 from tests.conftest import REPO_ROOT
+from tests.engine.quick_training import train_and_read_losses
 
 CONFIG = os.path.join(REPO_ROOT, "configs/quick_schedules/encdec_proposed_synthetic_cpu.yaml")
 
@@ -27,11 +28,7 @@ def test_encdec_loss_falls(tmp_path):
         "OUTPUT_DIR", str(tmp_path),
     ])
     cfg.freeze()
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=False)
-    trainer.train()
-    history = trainer.storage.history("total_loss").values()
-    losses = np.array([value for value, _ in history])
+    losses = train_and_read_losses(cfg)["total_loss"]
     assert len(losses) == 40 and np.isfinite(losses).all()
     first, last = losses[:5].mean(), losses[-5:].mean()
     # From scratch the pixel cross-entropy starts at ~log(3) and RAdam's rectified steps

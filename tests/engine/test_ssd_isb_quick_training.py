@@ -5,8 +5,9 @@ import os
 
 import numpy as np
 
-from panext_d2 import Trainer, get_panext_cfg
+from panext_d2 import get_panext_cfg
 from tests.conftest import REPO_ROOT
+from tests.engine.quick_training import train_and_read_losses
 
 QUICK = os.path.join(REPO_ROOT, "configs/quick_schedules/ssd_isb_ms_synthetic_cpu.yaml")
 
@@ -25,13 +26,10 @@ def test_quick_multi_shape_schedule_loss_falls(tmp_path):
         ],
     )
     cfg.freeze()
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=False)
-    trainer.train()
-    history = trainer.storage.history
+    losses = train_and_read_losses(cfg, ("total_loss", "loss_cls", "loss_mask"))
 
     def first_last(name, k=5):
-        values = np.array([v for v, _ in history(name).values()])
+        values = losses[name]
         assert len(values) == cfg.SOLVER.MAX_ITER and np.isfinite(values).all()
         return values[:k].mean(), values[-k:].mean()
 
