@@ -25,9 +25,10 @@ def add_squeezenet_config(cfg):
     if "SQUEEZENET" in cfg.MODEL:
         return cfg
     c = cfg.MODEL.SQUEEZENET = CN()
-    # "1.1" or "1.0". The thesis text points at Table 2.4 (v1.0), but Table 4.2's counts match
-    # v1.1 exactly (SqzNet-Base 732 243 = 722 496 + 9 747; SPEC §3), hence the default.
-    c.VERSION = "1.1"
+    # "v1.1" or "v1.0" (the "v" keeps yacs from reading the value as a float). The thesis
+    # text points at Table 2.4 (v1.0), but Table 4.2's counts match v1.1 exactly
+    # (SqzNet-Base 732 243 = 722 496 + 9 747; SPEC §3), hence the default.
+    c.VERSION = "v1.1"
     # Returned layers, named after Table 2.4 (conv1, pool<k>, fire<k>; pool<k> follows layer
     # k). "fire9" is the encoder output (§4.2.1: classifier conv10 and global pooling
     # removed); FCN skips use the pooled maps: v1.1 "pool3" (stride 8) / "pool1" (stride 4),

@@ -1,6 +1,7 @@
 """detectron2's DefaultTrainer with panext_d2's choices: mapper by name, evaluators by the
-dataset's evaluator_type, our optimizers and schedules, gradient accumulation, a checkpoint
-period given as a fraction of the run, and a DDP wrap that also works for CPU processes."""
+dataset's evaluator_type, our optimizers and schedules (the logged ``lr`` is the one applied,
+Ranger21's own warm-up / warm-down included), gradient accumulation, a checkpoint period given
+as a fraction of the run, and a DDP wrap that also works for CPU processes."""
 import logging
 import os
 import weakref
@@ -12,7 +13,7 @@ from detectron2.data import (
     build_detection_train_loader,
     get_detection_dataset_dicts,
 )
-from detectron2.engine import DefaultTrainer, TrainerBase
+from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
@@ -20,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data import build_dataset_mapper, build_train_sampler
 from ..evaluation import build_evaluator
 from ..modeling.backbone.convnext import layer_lr_decay_func
-from ..solver import build_lr_scheduler, build_optimizer
+from ..solver import applied_lr, build_lr_scheduler, build_optimizer
 from .train_loop import AccumulatingTrainer
 
 
@@ -55,6 +56,17 @@ def wrap_ddp(model):
 _PRECISIONS = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+class LRScheduler(hooks.LRScheduler):
+    """detectron2's hook, logging as ``lr`` the LR the optimizer applied (:func:`applied_lr`;
+    Ranger21 scales the group's ``lr`` itself while it owns the LR). The class name is kept so
+    that checkpoints, which key hook states by it, load either way."""
+
+    def after_step(self):
+        lr = applied_lr(self._optimizer, self._best_param_group_id)
+        self.trainer.storage.put_scalar("lr", lr, smoothing_hint=False)
+        self.scheduler.step()
+
+
 class Trainer(DefaultTrainer):
     def __init__(self, cfg):
         # DefaultTrainer.__init__ is not reused because its DDP wrap passes device_ids for CPU
@@ -87,6 +99,12 @@ class Trainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    def build_hooks(self):
+        """detectron2's hooks, with our :class:`LRScheduler` in place of its own."""
+        return [
+            LRScheduler() if type(h) is hooks.LRScheduler else h for h in super().build_hooks()
+        ]
 
     @classmethod
     def build_optimizer(cls, cfg, model):

@@ -1,4 +1,4 @@
-from .optimizers import OPTIMIZERS, build_optimizer
+from .optimizers import OPTIMIZERS, applied_lr, build_optimizer
 from .schedules import (
     ExponentialStepParamScheduler,
     Ranger21ParamScheduler,
@@ -7,6 +7,7 @@ from .schedules import (
 
 __all__ = [
     "OPTIMIZERS",
+    "applied_lr",
     "build_optimizer",
     "build_lr_scheduler",
     "ExponentialStepParamScheduler",

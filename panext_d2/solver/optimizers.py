@@ -53,6 +53,21 @@ def _ranger21(cfg, params):
     return Ranger21, kwargs
 
 
+def applied_lr(optimizer: torch.optim.Optimizer, group_index: int = 0) -> float:
+    """The LR applied to param group ``group_index`` by the optimizer's last step (by its first
+    one, before any step): the group's ``lr``, or, while Ranger21 owns the LR, that LR through
+    Ranger21's own ``warm_up_dampening`` and ``warm_down``."""
+    group = optimizer.param_groups[group_index]
+    if not isinstance(optimizer, Ranger21) or optimizer.disable_lr_scheduler:
+        return group["lr"]
+    step = max(group.get("step", 0), 1)  # Ranger21 counts from 1 and sets "step" at its first
+    # Both methods also store their result in ``current_lr`` (checkpointed); keep it as is.
+    current_lr = optimizer.current_lr
+    lr = optimizer.warm_down(optimizer.warm_up_dampening(group["lr"], step), step)
+    optimizer.current_lr = current_lr
+    return lr
+
+
 OPTIMIZERS: Dict[str, Callable] = {
     "SGD": _sgd,
     "AdamW": _adamw,

@@ -3,10 +3,13 @@
 Two versions, both without the classifier (``conv10`` + global pooling, removed for
 segmentation as seed 004 §4.2.1 prescribes):
 
-* ``"1.0"``: Table 2.4 (7x7 ``conv1`` to 96 channels; pools after conv1, fire4, fire8);
-* ``"1.1"``: the SqueezeNet v1.1 of the official repository and torchvision (3x3 ``conv1`` to
+* ``"v1.0"``: Table 2.4 (7x7 ``conv1`` to 96 channels; pools after conv1, fire4, fire8);
+* ``"v1.1"``: the SqueezeNet v1.1 of the official repository and torchvision (3x3 ``conv1`` to
   64 channels; pools after conv1, fire3, fire5). The default: Table 4.2's counts match it
   (SqzNet-Base 732 243 = 722 496 feature parameters + a 512 -> 19 scoring conv), see SPEC §3.
+
+The names carry a "v" so that no YAML or command-line value of MODEL.SQUEEZENET.VERSION
+parses as a number (yacs literal-evaluates values, turning ``1.1`` into a float).
 
 Layers are named after Table 2.4: ``conv1``, ``pool1``, ``fire2`` ... ``fire9`` and
 ``pool<k>`` for the max-pool that follows layer ``k``. Every layer can be an output:
@@ -66,10 +69,10 @@ __all__ = [
 ]
 
 # Per version: conv1 (kernel, depth), then the sequence of layers: ("pool",) or
-# ("fire", squeeze, expand1x1, expand3x3). Table 2.4 for 1.0; the v1.1 release notes /
-# torchvision squeezenet1_1 for 1.1.
+# ("fire", squeeze, expand1x1, expand3x3). Table 2.4 for v1.0; the v1.1 release notes /
+# torchvision squeezenet1_1 for v1.1.
 SQUEEZENET_LAYERS = {
-    "1.0": (
+    "v1.0": (
         (7, 96),
         (
             ("pool",),
@@ -85,7 +88,7 @@ SQUEEZENET_LAYERS = {
             ("fire", 64, 256, 256),
         ),
     ),
-    "1.1": (
+    "v1.1": (
         (3, 64),
         (
             ("pool",),
@@ -180,7 +183,7 @@ class SqueezeNet(Backbone):
     def __init__(
         self,
         *,
-        version: str = "1.1",
+        version: str = "v1.1",
         out_features: Sequence[str] = ("fire9",),
         output_stride: int = 16,
         last_atrous_rate: int = 1,
@@ -263,7 +266,7 @@ class SqueezeNet(Backbone):
 
 
 def convert_torchvision_squeezenet(
-    state_dict: Mapping[str, torch.Tensor], version: str = "1.1", prefix: str = ""
+    state_dict: Mapping[str, torch.Tensor], version: str = "v1.1", prefix: str = ""
 ) -> Dict[str, torch.Tensor]:
     """Renames torchvision ``squeezenet1_0/1_1`` keys (``features.<i>.<rest>``) to ours
     (``<prefix><layer>.<rest>``, e.g. ``prefix="backbone."`` for a detectron2 checkpoint).
@@ -289,6 +292,10 @@ def convert_torchvision_squeezenet(
 def build_squeezenet_backbone(cfg, input_shape: ShapeSpec):
     """SqueezeNet from ``cfg.MODEL.SQUEEZENET`` (panext_d2/config/lowcost.py)."""
     c = cfg.MODEL.SQUEEZENET
+    if c.VERSION not in SQUEEZENET_LAYERS:
+        raise ValueError(
+            f"MODEL.SQUEEZENET.VERSION={c.VERSION!r}; expected one of {sorted(SQUEEZENET_LAYERS)}"
+        )
     return SqueezeNet(
         version=c.VERSION,
         out_features=c.OUT_FEATURES,
