@@ -11,8 +11,8 @@
   losses 150 instead of 30, §3.2.1 "Loss Weights", is that each branch sees fewer boxes).
 * Pasting: a branch's mask covers the encompassing box; pasting it into the image is a
   bilinear resize of the logits to that box (``align_corners=False`` conventions, clamped at
-  the mask's edges) followed by the threshold, done for all boxes at once as two batched
-  matrix products with per-box interpolation matrices. Masks of different branches have
+  the mask's edges) followed by the threshold, computed only on each box's pixels, as two
+  batched matrix products with per-box interpolation matrices per chunk of boxes. Masks of different branches have
   different sizes: they travel zero-padded to a common size with their valid (h, w).
   The threshold is a *logit* threshold: the thesis writes "a threshold of 0.0" for sigmoid
   masks, which read on probabilities would mark every pixel; our reading is logit 0
@@ -107,20 +107,28 @@ def pad_mask_logits(
     return padded, sizes
 
 
-def _axis_weights(length: int, start: torch.Tensor, end: torch.Tensor, valid: torch.Tensor, padded: int):
-    """(N, length, padded) bilinear weights from output pixels to mask pixels along one axis,
-    and the (N, length) pixels inside the box."""
-    centres = torch.arange(length, device=start.device, dtype=torch.float32) + 0.5
+def _pixel_span(start: torch.Tensor, end: torch.Tensor, valid: torch.Tensor, length: int):
+    """(first, count) of the image pixels along one axis whose centres lie in [start, end);
+    count 0 for boxes without a mask (``valid`` 0)."""
+    first = torch.ceil(start - 0.5).clamp(0, length).to(torch.int64)
+    last = torch.ceil(end - 0.5).clamp(0, length).to(torch.int64)
+    return first, torch.where(valid > 0, (last - first).clamp(min=0), torch.zeros_like(first))
+
+
+def _axis_weights(origin: torch.Tensor, length: int, start, end, valid, padded: int):
+    """(N, length, padded) bilinear weights from the ``length`` output pixels that follow each
+    box's ``origin`` to its mask pixels along one axis, and the (N, length) pixels inside the box."""
+    centres = origin[:, None] + torch.arange(length, device=start.device) + 0.5
     extent = (end - start).clamp(min=1e-6)
     n = valid.clamp(min=1).to(torch.float32)
-    u = (centres[None] - start[:, None]) / extent[:, None] * n[:, None] - 0.5
+    u = (centres - start[:, None]) / extent[:, None] * n[:, None] - 0.5
     u = torch.minimum(u.clamp(min=0), n[:, None] - 1)
     low = u.floor()
     frac = u - low
     low = low.to(torch.int64)
     high = torch.minimum(low + 1, valid[:, None].clamp(min=1) - 1)
     weights = F.one_hot(low, padded) * (1 - frac)[..., None] + F.one_hot(high, padded) * frac[..., None]
-    inside = (centres[None] >= start[:, None]) & (centres[None] < end[:, None]) & (valid[:, None] > 0)
+    inside = (centres >= start[:, None]) & (centres < end[:, None]) & (valid[:, None] > 0)
     return weights, inside
 
 
@@ -130,9 +138,14 @@ def paste_mask_logits(
     boxes: torch.Tensor,
     image_size: Tuple[int, int],
     threshold: float = 0.0,
-    max_pixels_per_chunk: int = 1 << 24,
+    boxes_per_chunk: int = 16,
 ) -> torch.Tensor:
     """Paste box-aligned mask logits into the image and binarise them.
+
+    Only each box's own pixels are computed: boxes are sorted by pixel area and taken
+    ``boxes_per_chunk`` at a time; a chunk resizes its masks to a block of its largest box's
+    size (placed inside the image, covering each box) with two batched matrix products and
+    writes the blocks into the output with one indexed assignment.
 
     Args:
         logits: (N, h, w) logits, zero-padded; ``sizes`` gives each one's valid (h, w)
@@ -140,7 +153,7 @@ def paste_mask_logits(
         boxes: (N, 4) XYXY boxes, in output pixels, that the masks cover.
         image_size: output (H, W).
         threshold: logit above which a pixel is foreground.
-        max_pixels_per_chunk: bounds the float buffer (boxes x H x W) of one chunk.
+        boxes_per_chunk: boxes resized together (bounds the padding to a chunk's largest box).
 
     Returns:
         (N, H, W) bool masks.
@@ -152,19 +165,27 @@ def paste_mask_logits(
         return out
     boxes = boxes.to(torch.float32)
     logits = logits.to(torch.float32)
-    chunk = max(1, max_pixels_per_chunk // max(1, height * width))
-    for begin in range(0, num, chunk):
-        part = slice(begin, begin + chunk)
-        b, s = boxes[part], sizes[part]
-        wy, in_y = _axis_weights(height, b[:, 1], b[:, 3], s[:, 0], logits.shape[1])
-        wx, in_x = _axis_weights(width, b[:, 0], b[:, 2], s[:, 1], logits.shape[2])
+    y_first, y_count = _pixel_span(boxes[:, 1], boxes[:, 3], sizes[:, 0], height)
+    x_first, x_count = _pixel_span(boxes[:, 0], boxes[:, 2], sizes[:, 1], width)
+    order = torch.argsort(y_count * x_count, descending=True)
+    for chunk in order.split(boxes_per_chunk):
+        block_h, block_w = int(y_count[chunk].max()), int(x_count[chunk].max())
+        if block_h == 0 or block_w == 0:
+            break  # sorted by area: the remaining boxes are empty too
+        # Blocks start at the box, moved back where needed to stay inside the image.
+        y0 = torch.minimum(y_first[chunk], torch.full_like(y_first[chunk], height - block_h))
+        x0 = torch.minimum(x_first[chunk], torch.full_like(x_first[chunk], width - block_w))
+        b, s = boxes[chunk], sizes[chunk]
+        wy, in_y = _axis_weights(y0, block_h, b[:, 1], b[:, 3], s[:, 0], logits.shape[1])
+        wx, in_x = _axis_weights(x0, block_w, b[:, 0], b[:, 2], s[:, 1], logits.shape[2])
         if threshold >= 0:
-            # Zero weights outside the box give logit 0 there, never above the threshold:
-            # the same masks without two passes over the (n, H, W) output.
-            wy = wy * in_y[..., None]
-            wx = wx * in_x[..., None]
-            torch.gt(wy @ logits[part] @ wx.transpose(1, 2), threshold, out=out[part])
+            # Zero weights outside the box give logit 0 there, never above the threshold.
+            block = (wy * in_y[..., None]) @ logits[chunk] @ (wx * in_x[..., None]).transpose(1, 2)
+            block = block > threshold
         else:
-            resized = wy @ logits[part] @ wx.transpose(1, 2)  # (n, H, W)
-            out[part] = (resized > threshold) & in_y[:, :, None] & in_x[:, None, :]
+            block = (wy @ logits[chunk] @ wx.transpose(1, 2)) > threshold
+            block &= in_y[:, :, None] & in_x[:, None, :]
+        rows = y0[:, None] + torch.arange(block_h, device=out.device)
+        cols = x0[:, None] + torch.arange(block_w, device=out.device)
+        out[chunk[:, None, None], rows[:, :, None], cols[:, None, :]] = block
     return out

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -83,7 +84,7 @@ def test_paste_uses_only_the_valid_region_and_empty_sizes():
     logits[0, :2, :2] = 5.0  # valid 2x2 region, all foreground
     sizes = torch.tensor([[2, 2], [0, 0]])
     boxes = torch.tensor([[10.0, 10.0, 20.0, 30.0], [0.0, 0.0, 40.0, 40.0]])
-    got = paste_mask_logits(logits, sizes, boxes, (40, 40), max_pixels_per_chunk=1600)
+    got = paste_mask_logits(logits, sizes, boxes, (40, 40), boxes_per_chunk=1)
     assert got[0].sum() == 10 * 20 and got[0, 10:30, 10:20].all()
     assert not got[1].any()
     assert paste_mask_logits(logits[:0], sizes[:0], boxes[:0], (5, 5)).shape == (0, 5, 5)
@@ -93,3 +94,40 @@ def test_threshold_is_on_logits():
     logits = torch.tensor([[[-0.1, 0.1]]])
     m = paste_mask_logits(logits, torch.tensor([[1, 2]]), torch.tensor([[0.0, 0.0, 2.0, 1.0]]), (1, 2))
     assert m.tolist() == [[[False, True]]]
+
+
+def _reference_paste(logits, sizes, boxes, image_size, threshold):
+    """Every output pixel through the same bilinear convention, one box at a time."""
+    height, width = image_size
+    out = torch.zeros((len(logits), height, width), dtype=torch.bool)
+    for k, ((h, w), (x0, y0, x1, y1)) in enumerate(zip(sizes.tolist(), boxes.tolist())):
+        if h == 0 or w == 0:
+            continue
+        ys = torch.arange(height) + 0.5
+        xs = torch.arange(width) + 0.5
+        u = ((ys - y0) / (y1 - y0) * h - 0.5).clamp(0, h - 1)
+        v = ((xs - x0) / (x1 - x0) * w - 0.5).clamp(0, w - 1)
+        grid = torch.stack(torch.meshgrid(v, u, indexing="xy"), -1)  # (H, W, 2) as (x, y)
+        norm = torch.stack([(2 * grid[..., 0] + 1) / w - 1, (2 * grid[..., 1] + 1) / h - 1], -1)
+        value = F.grid_sample(logits[k, :h, :w][None, None].double(), norm[None].double(),
+                              mode="bilinear", align_corners=False)[0, 0]
+        inside = ((ys >= y0) & (ys < y1))[:, None] & ((xs >= x0) & (xs < x1))[None, :]
+        out[k] = (value > threshold) & inside
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.5])
+@pytest.mark.parametrize("boxes_per_chunk", [1, 3, 16])
+def test_paste_matches_a_per_box_reference(threshold, boxes_per_chunk):
+    """Random fractional boxes, some over the image edges, some without a mask: the chunked
+    block paste equals a full-image per-box reference."""
+    torch.manual_seed(0)
+    num, height, width = 9, 37, 53
+    sizes = torch.randint(1, 9, (num, 2))
+    sizes[4] = 0
+    logits = torch.randn(num, 8, 8) * 2
+    xy = torch.rand(num, 2) * torch.tensor([width, height]) - 5
+    wh = torch.rand(num, 2) * torch.tensor([width, height]) * 0.8 + 0.3
+    boxes = torch.cat([xy, xy + wh], 1)
+    got = paste_mask_logits(logits, sizes, boxes, (height, width), threshold, boxes_per_chunk)
+    assert torch.equal(got, _reference_paste(logits, sizes, boxes, (height, width), threshold))
