@@ -118,11 +118,11 @@ def crop_resize_cells(
 
     Equal to cropping each box exactly and calling ``F.interpolate(crop, out_size,
     mode="bilinear", align_corners=False)`` (what TF's resize does with half-pixel
-    centres), for all boxes at once: one ``grid_sample`` per image of the batch straight from
-    the feature map, the boxes of the image stacked along the grid's height, with sample
-    coordinates clamped to each box's edge pixels (so each crop is clamped at its own edges,
-    never blended with its neighbourhood as RoIAlign would). No crop is copied out first. A
-    box whose shape already is ``out_size`` comes back unchanged.
+    centres), for all boxes at once: ``grid_sample`` straight from the feature map, one
+    batch entry per box (the image's map expanded, not copied, so the kernel runs its boxes
+    in parallel), with sample coordinates clamped to each box's edge pixels (so each crop is
+    clamped at its own edges, never blended with its neighbourhood as RoIAlign would). No
+    crop is copied out first. A box whose shape already is ``out_size`` comes back unchanged.
 
     Args:
         feature, image_index, cells, scale: as in :func:`crop_cells`.
@@ -137,30 +137,31 @@ def crop_resize_cells(
     factor = 2 if pool else 1
     out_h, out_w = int(out_size[0]) * scale, int(out_size[1]) * scale
     num, channels, height, width = cells.shape[0], feature.shape[1], feature.shape[2], feature.shape[3]
+    if num == 0:
+        return feature.new_empty((0, channels, out_h, out_w))
     ys = _sample_coords(cells[:, 1] * scale, (cells[:, 3] - cells[:, 1]) * scale, out_h * factor)
     xs = _sample_coords(cells[:, 0] * scale, (cells[:, 2] - cells[:, 0]) * scale, out_w * factor)
     # Index-space coordinates -> grid_sample's normalised ones (align_corners=False).
-    gy = ((2 * ys + 1) / height - 1).view(num, out_h, factor)
-    gx = ((2 * xs + 1) / width - 1).view(num, out_w, factor)
-    out = feature.new_empty((num, channels, out_h, out_w))
-    if num == 0:
-        return out
-    for image in torch.unique(image_index).tolist():
-        boxes = torch.nonzero(image_index == image, as_tuple=True)[0]
-        n = boxes.numel()
+    gy = ((2 * ys + 1) / height - 1).view(num, out_h, factor).to(feature.dtype)
+    gx = ((2 * xs + 1) / width - 1).view(num, out_w, factor).to(feature.dtype)
+    if feature.shape[0] == 1:
+        groups = [(0, None)]
+    else:
+        groups = [(i, torch.nonzero(image_index == i, as_tuple=True)[0]) for i in torch.unique(image_index).tolist()]
+    out = None
+    for image, boxes in groups:
+        n = num if boxes is None else boxes.numel()
+        maps = feature[image : image + 1].expand(n, -1, -1, -1)
+        gx_b, gy_b = (gx, gy) if boxes is None else (gx[boxes], gy[boxes])
         result = None
         for py in range(factor):
             for px in range(factor):
-                grid = torch.stack(
-                    torch.broadcast_tensors(gx[boxes, None, :, px], gy[boxes, :, None, py]), dim=-1
-                )  # (n, out_h, out_w, 2)
-                sample = F.grid_sample(
-                    feature[image : image + 1],
-                    grid.reshape(1, n * out_h, out_w, 2).to(feature.dtype),
-                    mode="bilinear",
-                    padding_mode="border",
-                    align_corners=False,
-                )
+                grid = torch.stack(torch.broadcast_tensors(gx_b[:, None, :, px], gy_b[:, :, None, py]), dim=-1)
+                sample = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
                 result = sample if result is None else torch.maximum(result, sample)
-        out[boxes] = result.view(channels, n, out_h, out_w).transpose(0, 1)
+        if boxes is None:
+            return result
+        if out is None:
+            out = result.new_empty((num, *result.shape[1:]))
+        out[boxes] = result
     return out

@@ -101,6 +101,10 @@ def test_crop_resize_equals_crop_then_interpolate():
                         ref = F.max_pool2d(ref, 2)
                     # grid_sample on the whole map: float32 coordinates, rounding ~ map size * eps
                     torch.testing.assert_close(got[k], ref[0], rtol=1e-4, atol=1e-4)
+                # A batch of one image takes the single-map path: same crops.
+                first = torch.nonzero(image_index == 0, as_tuple=True)[0]
+                alone = crop_resize_cells(feat[:1], image_index[first], cells[first], out, scale, pool=pool)
+                torch.testing.assert_close(alone, got[first])
 
 
 def test_crop_resize_is_identity_for_boxes_of_the_target_shape():
