@@ -4,7 +4,8 @@ training iteration time, as one table with ratios to the first model, and as JSO
 
     tools/benchmark.py --config-file a.yaml [--weights a.pth] --config-file b.yaml \
         [--runs 50 --warmup 5 --height 640 --width 640 --threads 2 --batch-size 1] \
-        [--fold-bn] [--channels-last] [--train-iters 10] [--output results.json] \
+        [--fold-bn] [--channels-last] [--calibrate-bn] [--train-iters 10] \
+        [--output results.json] \
         [--opts KEY VALUE ...]
     tools/benchmark.py a.yaml:a.pth b.yaml --runs 5
 
@@ -63,6 +64,9 @@ def build_parser():
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into convolutions")
+    p.add_argument("--calibrate-bn", action="store_true",
+                   help="set BatchNorm statistics from the benchmark image first (randomly "
+                        "initialised models: activations at a trained model's scale)")
     p.add_argument("--no-flops", action="store_true", help="skip the fvcore FLOP count")
     p.add_argument("--train-iters", type=int, default=0,
                    help="also time N training iterations on the config's train loader")
@@ -111,7 +115,8 @@ def main(argv=None):
     options = BenchmarkOptions(
         height=args.height, width=args.width, runs=args.runs, warmup=args.warmup,
         batch_size=args.batch_size, threads=args.threads, image=args.image,
-        channels_last=args.channels_last, fold_bn=args.fold_bn, flops=not args.no_flops,
+        channels_last=args.channels_last, fold_bn=args.fold_bn, calibrate_bn=args.calibrate_bn,
+        flops=not args.no_flops,
         train_iters=args.train_iters, train_warmup=args.train_warmup,
         progress=not args.quiet and sys.stderr.isatty(),
     )

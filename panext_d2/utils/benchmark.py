@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .fuse import fold_batchnorm, is_foldable_bn
 
@@ -42,6 +43,8 @@ __all__ = [
     "add_ratios",
     "benchmark_model",
     "count_flops",
+    "calibrate_batchnorm",
+    "count_detections",
     "count_parameters",
     "format_table",
     "machine_info",
@@ -120,6 +123,46 @@ def make_inputs(image: np.ndarray, batch_size: int = 1, channels_last: bool = Fa
     if not channels_last:
         tensor = tensor.contiguous()
     return [{"image": tensor, "height": height, "width": width} for _ in range(batch_size)]
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, inputs: List[Dict]) -> int:
+    """Set the running statistics of every trainable BatchNorm to those of one inference
+    forward on ``inputs``; returns how many were set.
+
+    A randomly initialised network whose BatchNorms still hold their initial statistics
+    (mean 0, variance 1) passes activations that grow or shrink layer after layer (1e-24 at
+    the end of MobileNet-v1 with TF's initialisation): its detections are degenerate and its
+    arithmetic can run into denormals, neither of which a trained model meets. Calibrated
+    statistics give each layer the unit scale of a trained model. ``FrozenBatchNorm2d`` has
+    fixed statistics and is left alone. Models that fold their BatchNorms lazily at inference
+    (``fold_bn_test``, e.g. SSD) run their own modules for the calibration."""
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    lazy_folding = [m for m in model.modules() if getattr(m, "fold_bn_test", False)]
+    model.eval()
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: the statistics of this forward alone
+        m.train()
+    for m in lazy_folding:
+        m.fold_bn_test = False
+    try:
+        model(inputs)
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+        for m in lazy_folding:
+            m.fold_bn_test = True
+        model.eval()  # BatchNorms back to inference; drops any folded copy made before
+    return len(norms)
+
+
+def count_detections(outputs: List[Dict]) -> Optional[float]:
+    """Mean number of ``instances`` per image of a detectron2 model's outputs (None for
+    models without instance outputs)."""
+    counts = [len(o["instances"]) for o in outputs if isinstance(o, dict) and "instances" in o]
+    return sum(counts) / len(counts) if counts else None
 
 
 # ----------------------------------------------------------------------------- timing
@@ -356,6 +399,7 @@ class BenchmarkOptions:
     image: Optional[str] = None
     channels_last: bool = False
     fold_bn: bool = False
+    calibrate_bn: bool = False
     flops: bool = True
     train_iters: int = 0
     train_warmup: int = 1
@@ -383,6 +427,7 @@ def benchmark_model(cfg, name: str, weights: Optional[str] = None,
 
     image = benchmark_image(options.height, options.width, options.image, cfg.INPUT.FORMAT)
     inputs = make_inputs(image, 1, options.channels_last)
+    calibrated = calibrate_batchnorm(model, inputs) if options.calibrate_bn else 0
     folded: List[str] = []
     if options.fold_bn:
         folded = fold_batchnorm(model, example_inputs=inputs)
@@ -393,6 +438,8 @@ def benchmark_model(cfg, name: str, weights: Optional[str] = None,
         times = time_inference(model, inputs, options.runs, options.warmup, device,
                                options.progress, f"{name} latency")
     latency = summarize_times(times)
+    with torch.inference_mode():
+        detections = count_detections(model(inputs))
     if options.batch_size > 1:
         batch = make_inputs(image, options.batch_size, options.channels_last)
         batch_times = time_inference(model, batch, options.runs, min(options.warmup, 1), device,
@@ -410,7 +457,9 @@ def benchmark_model(cfg, name: str, weights: Optional[str] = None,
         "input": {"height": options.height, "width": options.width,
                   "image": options.image or "random", "batch_size": options.batch_size},
         "options": dataclasses.asdict(options),
+        "calibrated_batchnorms": calibrated,
         "folded_batchnorms": len(folded),
+        "detections_per_image": detections,
         "parameters": params,
         "flops": flops,
         "latency_s": latency,
@@ -480,7 +529,8 @@ def format_table(results: List[Dict]) -> str:
     from tabulate import tabulate
 
     headers = ["model", "params (M)", "params+BN stats (M)", "GFLOPs", "latency (ms)",
-               "p10-p90 (ms)", "throughput (img/s)", "peak mem (MiB)", "train iter (s)"]
+               "p10-p90 (ms)", "throughput (img/s)", "peak mem (MiB)", "train iter (s)",
+               "detections"]
     rows = []
     for r in results:
         m, q = r["metrics"], r.get("ratios", {})
@@ -497,5 +547,6 @@ def format_table(results: List[Dict]) -> str:
             _fmt(m["throughput_images_per_s"], q.get("throughput_images_per_s"), ".2f"),
             _fmt(mem / 2**20 if mem is not None else None, q.get("peak_memory_delta_bytes"), ".1f"),
             _fmt(m["train_iter_median_s"], q.get("train_iter_median_s"), ".3f"),
+            _fmt(r.get("detections_per_image"), None, ".0f"),
         ])
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

@@ -13,6 +13,8 @@ from torch import nn
 
 from panext_d2.utils.benchmark import (
     add_ratios,
+    calibrate_batchnorm,
+    count_detections,
     count_parameters,
     run_isolated,
     summarize_times,
@@ -220,3 +222,64 @@ def test_benchmark_cli_model_arguments(tmp_path):
 
 def test_run_isolated_runs_in_another_process():
     assert run_isolated(os.getpid) != os.getpid()
+
+
+class _DictInputNet(nn.Module):
+    """conv -> BN -> ReLU -> conv -> BN on ``inputs[i]["image"]``, detectron2-style."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                                  nn.Conv2d(4, 5, 1), nn.BatchNorm2d(5, momentum=0.3))
+
+    def forward(self, inputs):
+        return self.body(torch.stack([x["image"].float() for x in inputs]))
+
+
+def test_calibrate_batchnorm_sets_the_statistics_of_the_input():
+    torch.manual_seed(0)
+    net = _DictInputNet()
+    inputs = [{"image": torch.rand(3, 12, 12) * 100} for _ in range(2)]
+    assert calibrate_batchnorm(net, inputs) == 2
+    assert not net.training and not any(m.training for m in net.modules())
+    assert net.body[4].momentum == 0.3  # restored
+    with torch.no_grad():
+        y = net.body[0](torch.stack([x["image"] for x in inputs]))
+    torch.testing.assert_close(net.body[1].running_mean, y.mean((0, 2, 3)))
+    torch.testing.assert_close(net.body[1].running_var, y.var((0, 2, 3), unbiased=True))
+    with torch.no_grad():
+        out = net(inputs)  # inference with the calibrated statistics: unit scale per channel
+    # (train-mode BN normalises with the biased variance, eval with the stored unbiased one)
+    torch.testing.assert_close(out.mean((0, 2, 3)), torch.zeros(5), atol=1e-2, rtol=0)
+    assert torch.allclose(out.var((0, 2, 3)), torch.ones(5), atol=0.1)
+
+
+def test_calibrate_batchnorm_runs_the_own_modules_of_lazily_folded_models():
+    """SSD folds its BatchNorms into a copy at the first inference: calibration must reach
+    the model's own BatchNorms, and the folded copy made afterwards must use them."""
+    from panext_d2 import Trainer, get_panext_cfg
+
+    cfg = get_panext_cfg(os.path.join(REPO, "configs/ssd_isb/ssd_isb_sb_mn1.0_fcn8_person.yaml"), [
+        "MODEL.DEVICE", "cpu", "MODEL.MOBILENET.DEPTH_MULTIPLIER", "0.25"])
+    model = Trainer.build_model(cfg).eval()
+    assert model.fold_bn_test
+    inputs = [{"image": torch.randint(0, 256, (3, 640, 640), dtype=torch.uint8)}]
+    with torch.no_grad():
+        raw = model.backbone(model.preprocess_image(inputs).tensor)["conv13"]
+    assert raw.abs().max() < 1e-6  # random TF-style initialisation: vanishing activations
+    calibrate_batchnorm(model, inputs)
+    assert model.fold_bn_test and not model.training
+    with torch.no_grad():
+        own = model.backbone(model.preprocess_image(inputs).tensor)["conv13"]
+        backbone, _ = model.feature_modules()  # the folded copy, made now
+        folded = backbone(model.preprocess_image(inputs).tensor)["conv13"]
+    assert 0.1 < own.std() < 10
+    torch.testing.assert_close(folded, own, rtol=1e-3, atol=1e-4)
+
+
+def test_count_detections():
+    from detectron2.structures import Instances
+
+    outputs = [{"instances": Instances((4, 4), scores=torch.zeros(n))} for n in (3, 5)]
+    assert count_detections(outputs) == 4
+    assert count_detections([{"sem_seg": torch.zeros(1)}]) is None
