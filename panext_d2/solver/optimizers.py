@@ -1,6 +1,7 @@
 """Optimizers selected by ``cfg.SOLVER.OPTIMIZER``: SGD, AdamW, RAdam, RMSProp (PyTorch or
 TF-style) and Ranger21 (pytorch-optimizer's; the ``ranger21`` 0.1.0 release applies its stable
 weight decay and norm loss to the wrong tensor, SPEC §1)."""
+import logging
 from typing import Callable, Dict, Optional
 
 import torch
@@ -10,6 +11,11 @@ from pytorch_optimizer import Ranger21
 from timm.optim import RMSpropTF
 
 RANGER21_LR_OWNERS = ("ranger21", "detectron2")
+# Adam-family epsilons sit next to sqrt(second moment), which is tiny for most gradients: an
+# epsilon this large (TF RMSProp's 1.0, e.g. inherited from an SSD base config) turns the
+# update into plain SGD at BASE_LR, which barely trains.
+_ADAM_FAMILY = ("AdamW", "RAdam", "Ranger21")
+_LARGE_ADAM_EPS = 1e-3
 
 
 def _sgd(cfg, params):
@@ -95,5 +101,10 @@ def build_optimizer(
         weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
         lr_factor_func=lr_factor_func,
     )
+    if name in _ADAM_FAMILY and cfg.SOLVER.EPS >= _LARGE_ADAM_EPS:
+        logging.getLogger(__name__).warning(
+            f"SOLVER.EPS={cfg.SOLVER.EPS} with {name}: Adam-style optimizers expect ~1e-8; "
+            f"an epsilon this large makes the update plain SGD at BASE_LR"
+        )
     optimizer_cls, kwargs = OPTIMIZERS[name](cfg, params)
     return maybe_add_gradient_clipping(cfg, optimizer_cls)(params, lr=cfg.SOLVER.BASE_LR, **kwargs)

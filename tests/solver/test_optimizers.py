@@ -111,3 +111,13 @@ def test_ranger21_lr_owner_typo_is_reported(cfg):
     cfg.SOLVER.RANGER21.LR_OWNER = "d2"
     with pytest.raises(ValueError, match="SOLVER.RANGER21.LR_OWNER"):
         build_optimizer(cfg, _quadratic_model())
+
+
+@pytest.mark.parametrize("name,warns", [("AdamW", True), ("RAdam", True), ("RMSProp", False)])
+def test_large_epsilon_with_adam_is_reported(cfg, caplog, name, warns):
+    """TF RMSProp's epsilon 1.0 inherited by an Adam config makes Adam plain SGD."""
+    cfg.SOLVER.OPTIMIZER = name
+    cfg.SOLVER.EPS = 1.0
+    with caplog.at_level("WARNING", logger="panext_d2.solver.optimizers"):
+        build_optimizer(cfg, _quadratic_model())
+    assert ("SOLVER.EPS=1.0" in caplog.text) == warns
