@@ -404,6 +404,7 @@ class BenchmarkOptions:
     channels_last: bool = False
     fold_bn: bool = False
     calibrate_bn: bool = False
+    seed: int = 0
     flops: bool = True
     train_iters: int = 0
     train_warmup: int = 1
@@ -422,6 +423,7 @@ def benchmark_model(cfg, name: str, weights: Optional[str] = None,
     options = options or BenchmarkOptions()
     if options.threads:
         torch.set_num_threads(options.threads)
+    torch.manual_seed(options.seed)  # models without weights: the same random ones every run
     model = Trainer.build_model(cfg)
     if weights:
         DetectionCheckpointer(model).load(weights)

@@ -148,6 +148,7 @@ def crop_resize_cells(
         groups = [(0, None)]
     else:
         groups = [(i, torch.nonzero(image_index == i, as_tuple=True)[0]) for i in torch.unique(image_index).tolist()]
+    in_place = not (torch.is_grad_enabled() and feature.requires_grad)
     out = None
     for image, boxes in groups:
         n = num if boxes is None else boxes.numel()
@@ -158,7 +159,12 @@ def crop_resize_cells(
             for px in range(factor):
                 grid = torch.stack(torch.broadcast_tensors(gx_b[:, None, :, px], gy_b[:, :, None, py]), dim=-1)
                 sample = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
-                result = sample if result is None else torch.maximum(result, sample)
+                if result is None:
+                    result = sample
+                elif in_place:
+                    torch.maximum(result, sample, out=result)
+                else:
+                    result = torch.maximum(result, sample)
         if boxes is None:
             return result
         if out is None:

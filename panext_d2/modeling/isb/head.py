@@ -12,7 +12,7 @@ The gradient is stopped at each crop (§3.2.1 "Stop Gradient"): the feature maps
 detection only. ``pad_to_max_boxes`` reproduces the thesis' zero padding of each branch to
 its box cap (TensorFlow needed static shapes); it changes only the compute, never a result.
 
-Two choices keep the compute down:
+Three choices keep the compute down:
 
 * (exact) a branch's 1x1 skip conv commutes with exact crops and with bilinear resizing, so
   when a branch's skip crops would cover more pixels than the whole skip map (many boxes),
@@ -20,7 +20,10 @@ Two choices keep the compute down:
   projection (fewer channels to crop, no pixel convolved twice);
 * (a reading of the thesis) the Single-Branch 2x crop + 2x2 max-pool (Mask R-CNN's crop, §3.1.4) is applied to the
   branch input, the stride-32 crop; the skip crops are resized straight to their size unless
-  ``pool_skip_crops`` (``MODEL.ISB.POOL_SKIP_CROPS``), see panext_d2/config/isb.py.
+  ``pool_skip_crops`` (``MODEL.ISB.POOL_SKIP_CROPS``), see panext_d2/config/isb.py;
+* (exact) a branch crops and runs its boxes ``boxes_per_chunk`` at a time
+  (``MODEL.ISB.BOXES_PER_CHUNK``), so its crops and activations stay small enough to be
+  reused from the allocator instead of being paged in afresh at every image.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
@@ -79,6 +82,7 @@ class ISBHead(nn.Module):
         stop_gradient: bool = True,
         pad_to_max_boxes: bool = False,
         pool_skip_crops: bool = False,
+        boxes_per_chunk: int = 16,
     ):
         """
         Args:
@@ -90,6 +94,8 @@ class ISBHead(nn.Module):
             pad_to_max_boxes: zero-pad each branch's crops to images x its box cap.
             pool_skip_crops: pooled branches (Single-Branch) also crop their skip maps at
                 twice the size and max-pool them; otherwise only the stride-32 crop is pooled.
+            boxes_per_chunk: boxes cropped and run through a branch together (memory only:
+                results do not depend on it).
         """
         super().__init__()
         self.routing = routing
@@ -102,6 +108,9 @@ class ISBHead(nn.Module):
         self.stop_gradient = stop_gradient
         self.pad_to_max_boxes = pad_to_max_boxes
         self.pool_skip_crops = pool_skip_crops
+        if boxes_per_chunk < 1:
+            raise ValueError(f"boxes_per_chunk must be at least 1, got {boxes_per_chunk}")
+        self.boxes_per_chunk = boxes_per_chunk
         self.branches = nn.ModuleList(
             ISBBranch(
                 in_channels[: 1 + num_skips],
@@ -136,6 +145,7 @@ class ISBHead(nn.Module):
             "stop_gradient": c.STOP_GRADIENT,
             "pad_to_max_boxes": c.PAD_TO_MAX_BOXES,
             "pool_skip_crops": c.POOL_SKIP_CROPS,
+            "boxes_per_chunk": c.BOXES_PER_CHUNK,
         }
 
     def output_size(self, spec: BranchSpec):
@@ -148,24 +158,49 @@ class ISBHead(nn.Module):
         image_size = (grid_size[0] * self.cell_stride, grid_size[1] * self.cell_stride)
         return encompassing_cells(boxes, image_size, grid_size)
 
-    def _crops(self, spec: BranchSpec, module: ISBBranch, features, image_index, cells):
-        """The branch's crops, stride-32 first, and per skip crop whether it was cut from the
-        map projected by the branch's skip conv (done when the crops of the branch's boxes
-        cover at least as many pixels as the map: never more 1x1-conv work)."""
-        crops, projected = [], []
-        for level, (feature, scale) in enumerate(zip(features, self.scales)):
-            pool = spec.pool and (level == 0 or self.pool_skip_crops)
-            crop_pixels = image_index.numel() * spec.shape[0] * spec.shape[1] * scale * scale
-            project = level > 0 and not pool and crop_pixels >= feature[:, 0].numel()
-            if project:
-                feature = module.skip[level - 1](feature)
+    def _branch_maps(self, spec: BranchSpec, module: ISBBranch, features, num_boxes: int):
+        """The maps a branch crops, stride-32 first, and per skip map whether it was projected
+        by the branch's skip conv first (done when the crops of the branch's boxes cover at
+        least as many pixels as the map: never more 1x1-conv work)."""
+        maps, projected = [features[0]], []
+        for level in range(1, len(features)):
+            feature, scale = features[level], self.scales[level]
+            pool = spec.pool and self.pool_skip_crops
+            crop_pixels = num_boxes * spec.shape[0] * spec.shape[1] * scale * scale
+            project = not pool and crop_pixels >= feature[:, 0].numel()
+            maps.append(module.skip[level - 1](feature) if project else feature)
+            projected.append(project)
+        return maps, projected
+
+    def _crops(self, spec: BranchSpec, maps, image_index, cells):
+        """The crops of some boxes of a branch from its maps (:meth:`_branch_maps`)."""
+        crops = []
+        for level, (feature, scale) in enumerate(zip(maps, self.scales)):
             if spec.resize:
+                pool = spec.pool and (level == 0 or self.pool_skip_crops)
                 crops.append(crop_resize_cells(feature, image_index, cells, spec.shape, scale, pool))
             else:
                 crops.append(crop_cells(feature, image_index, cells, spec.shape, scale))
-            if level > 0:
-                projected.append(project)
-        return crops, projected
+        return crops
+
+    def _run_branch(self, spec, module, features, image_index, cells, num_padded: int):
+        """The branch's (M, num_classes, h, w) logits, ``boxes_per_chunk`` boxes at a time
+        (crops and branch activations stay small enough to be reused from the allocator's
+        free lists instead of being paged in afresh), plus ``num_padded`` zero crops whose
+        outputs are dropped (``pad_to_max_boxes``)."""
+        maps, projected = self._branch_maps(spec, module, features, image_index.numel() + num_padded)
+        outputs = []
+        for chunk in torch.arange(image_index.numel(), device=cells.device).split(self.boxes_per_chunk):
+            crops = self._crops(spec, maps, image_index[chunk], cells[chunk])
+            outputs.append(module(crops, skips_projected=projected))
+        for begin in range(0, num_padded, self.boxes_per_chunk):
+            n = min(self.boxes_per_chunk, num_padded - begin)
+            crops = [
+                m.new_zeros((n, m.shape[1], spec.shape[0] * scale, spec.shape[1] * scale))
+                for m, scale in zip(maps, self.scales)
+            ]
+            module(crops, skips_projected=projected)
+        return torch.cat(outputs)
 
     def forward(
         self,
@@ -193,10 +228,9 @@ class ISBHead(nn.Module):
             if idx.numel() == 0:
                 logits.append(features[0].new_zeros((0, *self.output_size(spec))))
                 continue
-            crops, projected = self._crops(spec, module, features, image_index[idx], cells[idx])
+            padded = 0
             if self.pad_to_max_boxes:
-                total = max(features[0].shape[0] * spec.max_boxes, idx.numel())
-                crops = [torch.cat([c, c.new_zeros((total - c.shape[0], *c.shape[1:]))]) for c in crops]
-            out = module(crops, skips_projected=projected)[: idx.numel()]
+                padded = max(features[0].shape[0] * spec.max_boxes - idx.numel(), 0)
+            out = self._run_branch(spec, module, features, image_index[idx], cells[idx], padded)
             logits.append(out[torch.arange(idx.numel(), device=out.device), classes[idx]])
         return ISBPredictions(cells, branch, index, logits)

@@ -105,10 +105,23 @@ def test_skip_maps_are_projected_before_cropping_when_cheaper():
     logits equal the per-box computation (checked above); with one box they do not."""
     feats = _features()
     head = _head("single_branch")
-    image = torch.zeros(8, dtype=torch.long)
-    boxes = torch.tensor([[0.0, 0.0, 64.0, 64.0]]).repeat(8, 1)
     spec, module = head.routing.branches[0], head.branches[0]
-    _, projected = head._crops(spec, module, feats, image, head.encompassing(boxes, (10, 10)))
-    assert projected == [True, True]
-    _, projected = head._crops(spec, module, feats, image[:1], head.encompassing(boxes[:1], (10, 10)))
+    maps, projected = head._branch_maps(spec, module, feats, 8)
+    assert projected == [True, True] and [m.shape[1] for m in maps[1:]] == [4, 4]  # deconv_dim
+    _, projected = head._branch_maps(spec, module, feats, 1)
     assert projected == [False, False]
+
+
+@pytest.mark.parametrize("variant", ["single_branch", "multi_shape"])
+def test_results_do_not_depend_on_the_chunk_size(variant):
+    feats = _features()
+    torch.manual_seed(3)
+    xy = torch.rand(37, 2) * 250
+    boxes = torch.cat([xy, xy + torch.rand(37, 2) * 150 + 8], 1)
+    args = (feats, boxes, torch.randint(0, feats[0].shape[0], (37,)), torch.zeros(37, dtype=torch.long))
+    whole = _head(variant, boxes_per_chunk=100)(*args)
+    for chunk in (1, 5):
+        head = _head(variant, boxes_per_chunk=chunk)
+        part = head(*args)
+        for a, b in zip(whole.logits, part.logits):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

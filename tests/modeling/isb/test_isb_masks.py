@@ -84,7 +84,7 @@ def test_paste_uses_only_the_valid_region_and_empty_sizes():
     logits[0, :2, :2] = 5.0  # valid 2x2 region, all foreground
     sizes = torch.tensor([[2, 2], [0, 0]])
     boxes = torch.tensor([[10.0, 10.0, 20.0, 30.0], [0.0, 0.0, 40.0, 40.0]])
-    got = paste_mask_logits(logits, sizes, boxes, (40, 40), boxes_per_chunk=1)
+    got = paste_mask_logits(logits, sizes, boxes, (40, 40), pixels_per_chunk=1)
     assert got[0].sum() == 10 * 20 and got[0, 10:30, 10:20].all()
     assert not got[1].any()
     assert paste_mask_logits(logits[:0], sizes[:0], boxes[:0], (5, 5)).shape == (0, 5, 5)
@@ -117,8 +117,8 @@ def _reference_paste(logits, sizes, boxes, image_size, threshold):
 
 
 @pytest.mark.parametrize("threshold", [0.0, -0.5])
-@pytest.mark.parametrize("boxes_per_chunk", [1, 3, 16])
-def test_paste_matches_a_per_box_reference(threshold, boxes_per_chunk):
+@pytest.mark.parametrize("pixels_per_chunk", [1, 900, 1 << 20])
+def test_paste_matches_a_per_box_reference(threshold, pixels_per_chunk):
     """Random fractional boxes, some over the image edges, some without a mask: the chunked
     block paste equals a full-image per-box reference."""
     torch.manual_seed(0)
@@ -129,5 +129,5 @@ def test_paste_matches_a_per_box_reference(threshold, boxes_per_chunk):
     xy = torch.rand(num, 2) * torch.tensor([width, height]) - 5
     wh = torch.rand(num, 2) * torch.tensor([width, height]) * 0.8 + 0.3
     boxes = torch.cat([xy, xy + wh], 1)
-    got = paste_mask_logits(logits, sizes, boxes, (height, width), threshold, boxes_per_chunk)
+    got = paste_mask_logits(logits, sizes, boxes, (height, width), threshold, pixels_per_chunk)
     assert torch.equal(got, _reference_paste(logits, sizes, boxes, (height, width), threshold))
