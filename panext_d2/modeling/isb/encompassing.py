@@ -106,49 +106,23 @@ def _sample_coords(start: torch.Tensor, size: torch.Tensor, out: int) -> torch.T
     return u + start.to(torch.float64)[:, None]
 
 
-def crop_resize_cells(
-    feature: torch.Tensor,
-    image_index: torch.Tensor,
-    cells: torch.Tensor,
-    out_size: Tuple[int, int],
-    scale: int = 1,
-    pool: bool = False,
-) -> torch.Tensor:
-    """Crops of boxes of any cell shape, each resized bilinearly to ``out_size``.
+def _interpolation_matrix(coords: torch.Tensor, size: int, dtype) -> torch.Tensor:
+    """(M, n, size) bilinear weights of (M, n) index-space coordinates inside [0, size - 1]."""
+    low = coords.floor()
+    frac = (coords - low).to(dtype)[..., None]
+    low = low.to(torch.int64)
+    high = (low + 1).clamp(max=size - 1)
+    return F.one_hot(low, size).to(dtype) * (1 - frac) + F.one_hot(high, size).to(dtype) * frac
 
-    Equal to cropping each box exactly and calling ``F.interpolate(crop, out_size,
-    mode="bilinear", align_corners=False)`` (what TF's resize does with half-pixel
-    centres), for all boxes at once: ``grid_sample`` straight from the feature map, one
-    batch entry per box (the image's map expanded, not copied, so the kernel runs its boxes
-    in parallel), with sample coordinates clamped to each box's edge pixels (so each crop is
-    clamped at its own edges, never blended with its neighbourhood as RoIAlign would). No
-    crop is copied out first. A box whose shape already is ``out_size`` comes back unchanged.
 
-    Args:
-        feature, image_index, cells, scale: as in :func:`crop_cells`.
-        out_size: (h, w) in stride-32 cells; the crop is ``(h * scale, w * scale)``.
-        pool: resize to twice that size, then 2x2 max-pool (Mask R-CNN's crop, used by the
-            Single-Branch ISB, seed 004 §3.1.4). Computed as the maximum of the four
-            sub-grids of the doubled grid, so the doubled crop is never stored.
-
-    Returns:
-        (M, C, h * scale, w * scale).
-    """
-    factor = 2 if pool else 1
-    out_h, out_w = int(out_size[0]) * scale, int(out_size[1]) * scale
-    num, channels, height, width = cells.shape[0], feature.shape[1], feature.shape[2], feature.shape[3]
-    if num == 0:
-        return feature.new_empty((0, channels, out_h, out_w))
-    ys = _sample_coords(cells[:, 1] * scale, (cells[:, 3] - cells[:, 1]) * scale, out_h * factor)
-    xs = _sample_coords(cells[:, 0] * scale, (cells[:, 2] - cells[:, 0]) * scale, out_w * factor)
+def _resize_by_grid_sample(feature, groups, ys, xs, out_h, out_w, factor, in_place):
+    """(M, C, out_h, out_w): per image, one ``grid_sample`` batch entry per box over the
+    image's map expanded (not copied), so the kernel runs the boxes in parallel; pooled crops
+    are the running maximum of the ``factor`` x ``factor`` sub-grids."""
+    num, height, width = ys.shape[0], feature.shape[2], feature.shape[3]
     # Index-space coordinates -> grid_sample's normalised ones (align_corners=False).
     gy = ((2 * ys + 1) / height - 1).view(num, out_h, factor).to(feature.dtype)
     gx = ((2 * xs + 1) / width - 1).view(num, out_w, factor).to(feature.dtype)
-    if feature.shape[0] == 1:
-        groups = [(0, None)]
-    else:
-        groups = [(i, torch.nonzero(image_index == i, as_tuple=True)[0]) for i in torch.unique(image_index).tolist()]
-    in_place = not (torch.is_grad_enabled() and feature.requires_grad)
     out = None
     for image, boxes in groups:
         n = num if boxes is None else boxes.numel()
@@ -171,3 +145,82 @@ def crop_resize_cells(
             out = result.new_empty((num, *result.shape[1:]))
         out[boxes] = result
     return out
+
+
+def _resize_by_matmul(feature, groups, ys, xs, out_h, out_w, factor, in_place):
+    """(M, C, out_h, out_w) through separable interpolation matrices: per image and
+    sub-grid row, one matrix product over the rows of the channels-last map, then one
+    batched product over its columns; pooled crops are the running maximum of the
+    sub-grids. Returned in channels-last memory format."""
+    num, channels, height, width = ys.shape[0], feature.shape[1], feature.shape[2], feature.shape[3]
+    wy = _interpolation_matrix(ys, height, feature.dtype).view(num, out_h, factor, height)
+    wx = _interpolation_matrix(xs, width, feature.dtype).view(num, out_w, factor, width)
+    maps = feature.permute(0, 2, 3, 1)  # (B, H, W, C): a view for channels-last maps
+    out = feature.new_empty((num, out_h, out_w, channels))
+    for image, boxes in groups:
+        rows = maps[image].reshape(height, width * channels)
+        wy_b, wx_b = (wy, wx) if boxes is None else (wy[boxes], wx[boxes])
+        n = wy_b.shape[0]
+        result = None
+        for py in range(factor):
+            sampled_rows = (wy_b[:, :, py] @ rows).view(n, out_h, width, channels)
+            for px in range(factor):
+                sample = torch.matmul(wx_b[:, None, :, px], sampled_rows)  # (n, out_h, out_w, C)
+                if result is None:
+                    result = sample
+                elif in_place:
+                    torch.maximum(result, sample, out=result)
+                else:
+                    result = torch.maximum(result, sample)
+        if boxes is None:
+            return result.permute(0, 3, 1, 2)
+        out[boxes] = result
+    return out.permute(0, 3, 1, 2)
+
+
+def crop_resize_cells(
+    feature: torch.Tensor,
+    image_index: torch.Tensor,
+    cells: torch.Tensor,
+    out_size: Tuple[int, int],
+    scale: int = 1,
+    pool: bool = False,
+) -> torch.Tensor:
+    """Crops of boxes of any cell shape, each resized bilinearly to ``out_size``.
+
+    Equal to cropping each box exactly and calling ``F.interpolate(crop, out_size,
+    mode="bilinear", align_corners=False)`` (what TF's resize does with half-pixel
+    centres), for all boxes at once, straight from the feature map, with sample coordinates
+    clamped to each box's edge pixels (so each crop is clamped at its own edges, never
+    blended with its neighbourhood as RoIAlign would). No crop is copied out first. A box
+    whose shape already is ``out_size`` comes back unchanged.
+
+    Two exact implementations, chosen by cost: ``grid_sample`` (4 taps per sample and
+    channel), and, for the pooled crops, whose doubled grid makes the samples four times as
+    many, separable interpolation matrices applied as matrix products (about twice as fast
+    on CPU for the Single-Branch's 1024 channels).
+
+    Args:
+        feature, image_index, cells, scale: as in :func:`crop_cells`.
+        out_size: (h, w) in stride-32 cells; the crop is ``(h * scale, w * scale)``.
+        pool: resize to twice that size, then 2x2 max-pool (Mask R-CNN's crop, used by the
+            Single-Branch ISB, seed 004 §3.1.4). Computed as the maximum of the four
+            sub-grids of the doubled grid, so the doubled crop is never stored.
+
+    Returns:
+        (M, C, h * scale, w * scale).
+    """
+    factor = 2 if pool else 1
+    out_h, out_w = int(out_size[0]) * scale, int(out_size[1]) * scale
+    num, channels = cells.shape[0], feature.shape[1]
+    if num == 0:
+        return feature.new_empty((0, channels, out_h, out_w))
+    ys = _sample_coords(cells[:, 1] * scale, (cells[:, 3] - cells[:, 1]) * scale, out_h * factor)
+    xs = _sample_coords(cells[:, 0] * scale, (cells[:, 2] - cells[:, 0]) * scale, out_w * factor)
+    if feature.shape[0] == 1:
+        groups = [(0, None)]
+    else:
+        groups = [(i, torch.nonzero(image_index == i, as_tuple=True)[0]) for i in torch.unique(image_index).tolist()]
+    in_place = not (torch.is_grad_enabled() and feature.requires_grad)
+    resize = _resize_by_matmul if pool else _resize_by_grid_sample
+    return resize(feature, groups, ys, xs, out_h, out_w, factor, in_place)
