@@ -117,7 +117,7 @@ class SSDISB(SSD):
         pred, counts = self.run_isb(features, detections, "pred_boxes", "pred_classes")
         logits, sizes = pad_mask_logits(pred.logits, pred.index, pred.branch.numel())
         mask_boxes = cells_to_boxes(pred.cells, self.isb_head.cell_stride)
-        keep = (pred.branch >= 0) | self.keep_unmasked_test
+        keep = torch.ones_like(pred.branch, dtype=torch.bool) if self.keep_unmasked_test else pred.branch >= 0
         results = []
         for det, logit, size, box, kept in zip(
             detections, logits.split(counts), sizes.split(counts), mask_boxes.split(counts), keep.split(counts)

@@ -62,7 +62,8 @@ def ssd_inference(
     cand_scores = top_scores[img, rank, cls]
     box_index = top_index[img, rank, cls]
     boxes = box_coder.decode(pred_deltas[img, box_index], default_boxes[box_index])
-    hw = torch.as_tensor(image_sizes, device=device, dtype=boxes.dtype)[img]  # (M, 2)
+    # (sizes are tensors while tracing, e.g. for fvcore's FLOP count)
+    hw = torch.stack([torch.as_tensor(s, device=device, dtype=boxes.dtype) for s in image_sizes])[img]
     upper = hw.flip(1).repeat(1, 2)  # (w, h, w, h)
     boxes = torch.minimum(boxes.clamp(min=0), upper)
 
