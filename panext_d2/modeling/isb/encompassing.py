@@ -115,6 +115,13 @@ def _interpolation_matrix(coords: torch.Tensor, size: int, dtype) -> torch.Tenso
     return F.one_hot(low, size).to(dtype) * (1 - frac) + F.one_hot(high, size).to(dtype) * frac
 
 
+def _running_max(result, sample, in_place: bool):
+    """The maximum of the pooled sub-grids so far (``result`` None before the first)."""
+    if result is None:
+        return sample
+    return torch.maximum(result, sample, out=result) if in_place else torch.maximum(result, sample)
+
+
 def _resize_by_grid_sample(feature, groups, ys, xs, out_h, out_w, factor, in_place):
     """(M, C, out_h, out_w): per image, one ``grid_sample`` batch entry per box over the
     image's map expanded (not copied), so the kernel runs the boxes in parallel; pooled crops
@@ -133,12 +140,7 @@ def _resize_by_grid_sample(feature, groups, ys, xs, out_h, out_w, factor, in_pla
             for px in range(factor):
                 grid = torch.stack(torch.broadcast_tensors(gx_b[:, None, :, px], gy_b[:, :, None, py]), dim=-1)
                 sample = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
-                if result is None:
-                    result = sample
-                elif in_place:
-                    torch.maximum(result, sample, out=result)
-                else:
-                    result = torch.maximum(result, sample)
+                result = _running_max(result, sample, in_place)
         if boxes is None:
             return result
         if out is None:
@@ -166,12 +168,7 @@ def _resize_by_matmul(feature, groups, ys, xs, out_h, out_w, factor, in_place):
             sampled_rows = (wy_b[:, :, py] @ rows).view(n, out_h, width, channels)
             for px in range(factor):
                 sample = torch.matmul(wx_b[:, None, :, px], sampled_rows)  # (n, out_h, out_w, C)
-                if result is None:
-                    result = sample
-                elif in_place:
-                    torch.maximum(result, sample, out=result)
-                else:
-                    result = torch.maximum(result, sample)
+                result = _running_max(result, sample, in_place)
         if boxes is None:
             return result.permute(0, 3, 1, 2)
         out[boxes] = result
