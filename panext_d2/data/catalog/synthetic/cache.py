@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -90,3 +91,8 @@ def write_json(obj, path: os.PathLike) -> None:
     """Write ``obj`` as compact, key-sorted JSON (byte-identical for equal objects)."""
     with open(path, "w") as f:
         json.dump(obj, f, sort_keys=True, separators=(",", ":"))
+
+
+def write_generator_info(kind: str, params, out: Path) -> None:
+    """``generator.json``: the set's kind, the generator version and its parameters."""
+    write_json({"kind": kind, "version": GENERATOR_VERSION, **asdict(params)}, Path(out) / "generator.json")

@@ -9,7 +9,7 @@ Folder layout (written by :func:`generate`)::
 """
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from tqdm import tqdm
 from detectron2.data.datasets import load_coco_json
 
 from . import drawing
-from .cache import GENERATOR_VERSION, check_files, read_json, regenerate_hint, write_json
+from .cache import check_files, read_json, regenerate_hint, write_generator_info, write_json
 from .formats import instance_record, write_jpg
 
 KIND = "synthetic_instances"
@@ -124,9 +124,7 @@ def generate(params: InstancesParams, out_dir: os.PathLike) -> None:
         {"images": images, "annotations": annotations, "categories": CATEGORIES},
         out / "instances.json",
     )
-    write_json(
-        {"kind": KIND, "version": GENERATOR_VERSION, **asdict(params)}, out / "generator.json"
-    )
+    write_generator_info(KIND, params, out)
 
 
 def paths(root: os.PathLike) -> dict:

@@ -12,14 +12,14 @@ Folder layout (written by :func:`generate`)::
 """
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from . import drawing
-from .cache import GENERATOR_VERSION, check_files, read_json, regenerate_hint, write_json
+from .cache import check_files, read_json, regenerate_hint, write_generator_info, write_json
 from .conventions import (
     panoptic_dicts,
     semantic_from_panoptic,
@@ -164,9 +164,7 @@ def generate(params: PanopticParams, out_dir: os.PathLike) -> None:
     write_json(
         {"images": images, "annotations": inst_anns, "categories": THINGS}, out / "instances.json"
     )
-    write_json(
-        {"kind": KIND, "version": GENERATOR_VERSION, **asdict(params)}, out / "generator.json"
-    )
+    write_generator_info(KIND, params, out)
 
 
 def paths(root: os.PathLike) -> dict:

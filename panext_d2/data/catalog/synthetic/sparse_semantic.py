@@ -13,14 +13,14 @@ Folder layout (written by :func:`generate`)::
 """
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from . import drawing
-from .cache import GENERATOR_VERSION, check_files, read_json, regenerate_hint, write_json
+from .cache import check_files, read_json, regenerate_hint, write_generator_info, write_json
 from .formats import write_jpg, write_png
 
 KIND = "synthetic_sparse"
@@ -111,9 +111,7 @@ def generate(params: SparseParams, out_dir: os.PathLike) -> None:
         )
     classes = CLASSES[: params.num_classes + 1]
     write_json({"images": records, "classes": classes}, out / "index.json")
-    write_json(
-        {"kind": KIND, "version": GENERATOR_VERSION, **asdict(params)}, out / "generator.json"
-    )
+    write_generator_info(KIND, params, out)
 
 
 def paths(root: os.PathLike) -> dict:
