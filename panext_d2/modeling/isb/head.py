@@ -23,7 +23,9 @@ Three choices keep the compute down:
   ``pool_skip_crops`` (``MODEL.ISB.POOL_SKIP_CROPS``), see panext_d2/config/isb.py;
 * (exact) a branch crops and runs its boxes ``boxes_per_chunk`` at a time
   (``MODEL.ISB.BOXES_PER_CHUNK``), so its crops and activations stay small enough to be
-  reused from the allocator instead of being paged in afresh at every image.
+  reused from the allocator instead of being paged in afresh at every image; resize branches
+  chunk their boxes largest first, so a chunk's crop window (the largest box in it) stays
+  close to each box's own size.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
@@ -189,8 +191,11 @@ class ISBHead(nn.Module):
         free lists instead of being paged in afresh), plus ``num_padded`` zero crops whose
         outputs are dropped (``pad_to_max_boxes``)."""
         maps, projected = self._branch_maps(spec, module, features, image_index.numel() + num_padded)
+        order = torch.arange(image_index.numel(), device=cells.device)
+        if spec.resize:  # chunks of similar box sizes: smaller crop windows
+            order = torch.argsort(cell_shapes(cells).prod(dim=1), descending=True, stable=True)
         outputs = []
-        for chunk in torch.arange(image_index.numel(), device=cells.device).split(self.boxes_per_chunk):
+        for chunk in order.split(self.boxes_per_chunk):
             crops = self._crops(spec, maps, image_index[chunk], cells[chunk])
             outputs.append(module(crops, skips_projected=projected))
         for begin in range(0, num_padded, self.boxes_per_chunk):
@@ -200,7 +205,8 @@ class ISBHead(nn.Module):
                 for m, scale in zip(maps, self.scales)
             ]
             module(crops, skips_projected=projected)
-        return torch.cat(outputs)
+        logits = torch.cat(outputs)
+        return logits if not spec.resize else logits[torch.argsort(order)]
 
     def forward(
         self,
