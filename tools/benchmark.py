@@ -67,6 +67,9 @@ def build_parser():
     p.add_argument("--calibrate-bn", action="store_true",
                    help="set BatchNorm statistics from the benchmark image first (randomly "
                         "initialised models: activations at a trained model's scale)")
+    p.add_argument("--retain-memory", action="store_true",
+                   help="keep freed memory in the process for the timed runs (glibc mallopt): "
+                        "times compute, not the kernel paging buffers in afresh")
     p.add_argument("--no-flops", action="store_true", help="skip the fvcore FLOP count")
     p.add_argument("--train-iters", type=int, default=0,
                    help="also time N training iterations on the config's train loader")
@@ -116,6 +119,7 @@ def main(argv=None):
         height=args.height, width=args.width, runs=args.runs, warmup=args.warmup,
         batch_size=args.batch_size, threads=args.threads, image=args.image,
         channels_last=args.channels_last, fold_bn=args.fold_bn, calibrate_bn=args.calibrate_bn,
+        retain_memory=args.retain_memory,
         flops=not args.no_flops,
         train_iters=args.train_iters, train_warmup=args.train_warmup,
         progress=not args.quiet and sys.stderr.isatty(),

@@ -15,8 +15,15 @@ Used by ``tools/benchmark.py`` and ``tools/analyze_model.py``. Conventions:
   water mark (``VmHWM``, reset through ``/proc/self/clear_refs``) and its increase over the
   resident set before inference. Freed memory that the allocator keeps from an earlier model is
   reused without raising the resident set, so models compared in one process under-report:
-  :func:`run_isolated` runs each one in a fresh interpreter.
+  :func:`run_isolated` runs each one in a fresh interpreter;
+* allocator: by default glibc hands large freed blocks back to the kernel, so every inference
+  pages its buffers in afresh; on machines where that is slow (this project's VMs: a third of
+  a small model's latency, and the run-to-run spread) ``retain_memory`` keeps freed memory in
+  the process (:func:`retain_freed_memory`, what a jemalloc / tcmalloc deployment does), for
+  the timed runs only: peak memory is measured on one inference before it.
 """
+import ctypes
+import ctypes.util
 import dataclasses
 import gc
 import logging
@@ -50,6 +57,7 @@ __all__ = [
     "machine_info",
     "make_inputs",
     "parameter_table",
+    "retain_freed_memory",
     "run_isolated",
     "summarize_times",
     "benchmark_image",
@@ -287,6 +295,25 @@ class PeakMemory:
         return False
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling on 64-bit
+
+
+def retain_freed_memory() -> bool:
+    """Make this process's glibc allocator keep the memory it frees: blocks up to 32 MiB come
+    from the heap instead of fresh mappings, and the heap is never trimmed. Later
+    allocations then reuse resident pages instead of faulting in new ones. Returns False
+    (and changes nothing) where the C library has no ``mallopt`` or refuses the settings."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    )
+
+
 # ----------------------------------------------------------------------------- FLOPs
 def count_flops(model: nn.Module, inputs: List[Dict], by_module: bool = False) -> Dict:
     """fvcore's FLOP count of ``model(inputs)`` through detectron2's tracing adapter.
@@ -404,6 +431,7 @@ class BenchmarkOptions:
     channels_last: bool = False
     fold_bn: bool = False
     calibrate_bn: bool = False
+    retain_memory: bool = False
     seed: int = 0
     flops: bool = True
     train_iters: int = 0
@@ -441,8 +469,10 @@ def benchmark_model(cfg, name: str, weights: Optional[str] = None,
         model = model.to(memory_format=torch.channels_last)
 
     with PeakMemory(device) as memory:
-        times = time_inference(model, inputs, options.runs, options.warmup, device,
-                               options.progress, f"{name} latency")
+        time_inference(model, inputs, 1, 0, device)
+    retained = retain_freed_memory() if options.retain_memory else False
+    times = time_inference(model, inputs, options.runs, options.warmup, device,
+                           options.progress, f"{name} latency")
     latency = summarize_times(times)
     with torch.inference_mode():
         detections = count_detections(model(inputs))
@@ -464,6 +494,7 @@ def benchmark_model(cfg, name: str, weights: Optional[str] = None,
                   "image": options.image or "random", "batch_size": options.batch_size},
         "options": dataclasses.asdict(options),
         "calibrated_batchnorms": calibrated,
+        "retained_freed_memory": retained,
         "folded_batchnorms": len(folded),
         "detections_per_image": detections,
         "parameters": params,

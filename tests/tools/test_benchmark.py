@@ -2,6 +2,8 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -194,6 +196,7 @@ def test_benchmark_cli_two_configs_writes_json(tmp_path, tiny_semseg_dataset):
         assert r["throughput_images_per_s"] > 0
         assert r["flops"]["gflops"] > 0
         assert r["memory"]["peak_bytes"] > 0 and r["memory"]["peak_delta_bytes"] >= 0
+        assert r["retained_freed_memory"] is False
         assert r["train_iter_s"]["runs"] == 2 and r["train_iter_s"]["median"] > 0
         params = r["parameters"]
         assert params["trainable_plus_bn_stats"] == params["trainable"] + params["bn_stats"]
@@ -218,6 +221,29 @@ def test_benchmark_cli_model_arguments(tmp_path):
     assert args.isolate is True
     with pytest.raises(SystemExit):
         tool.parse_args(["--weights", "w.pth"])
+
+
+_RSS_DROP_AFTER_FREE = """
+import sys, torch
+from panext_d2.utils.benchmark import _proc_status_kib, retain_freed_memory
+if sys.argv[1] == "retain":
+    assert retain_freed_memory()
+block = torch.ones(4 << 20)  # 16 MiB: glibc maps it apart and unmaps it on free by default
+before = _proc_status_kib("VmRSS")
+del block
+print(before - _proc_status_kib("VmRSS"))
+"""
+
+
+@pytest.mark.parametrize("mode", ["default", "retain"])
+def test_retain_freed_memory_keeps_freed_blocks_resident(mode):
+    out = subprocess.run([sys.executable, "-c", _RSS_DROP_AFTER_FREE, mode], capture_output=True,
+                         text=True, check=True, cwd=REPO)
+    dropped_kib = int(out.stdout.strip().splitlines()[-1])
+    if mode == "retain":
+        assert dropped_kib < 4 << 10
+    else:
+        assert dropped_kib > 12 << 10
 
 
 def test_run_isolated_runs_in_another_process():
