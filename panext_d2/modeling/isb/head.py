@@ -23,7 +23,7 @@ Three choices keep the compute down:
   ``pool_skip_crops`` (``MODEL.ISB.POOL_SKIP_CROPS``), see panext_d2/config/isb.py;
 * (exact) a branch crops and runs its boxes ``boxes_per_chunk`` at a time
   (``MODEL.ISB.BOXES_PER_CHUNK``), so its crops and activations stay small enough to be
-  reused from the allocator instead of being paged in afresh at every image; resize branches
+  reused from the allocator instead of being paged in afresh at every image; pooled branches
   chunk their boxes largest first, so a chunk's crop window (the largest box in it) stays
   close to each box's own size.
 """
@@ -192,7 +192,7 @@ class ISBHead(nn.Module):
         outputs are dropped (``pad_to_max_boxes``)."""
         maps, projected = self._branch_maps(spec, module, features, image_index.numel() + num_padded)
         order = torch.arange(image_index.numel(), device=cells.device)
-        if spec.resize:  # chunks of similar box sizes: smaller crop windows
+        if spec.pool:  # chunks of similar box sizes: smaller crop windows
             order = torch.argsort(cell_shapes(cells).prod(dim=1), descending=True, stable=True)
         outputs = []
         for chunk in order.split(self.boxes_per_chunk):
@@ -206,7 +206,7 @@ class ISBHead(nn.Module):
             ]
             module(crops, skips_projected=projected)
         logits = torch.cat(outputs)
-        return logits if not spec.resize else logits[torch.argsort(order)]
+        return logits[torch.argsort(order)] if spec.pool else logits
 
     def forward(
         self,
