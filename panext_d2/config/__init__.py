@@ -6,6 +6,9 @@ from .ssd import add_ssd_config
 from .isb import add_isb_config
 from .convnext import add_convnext_config
 from .encdec import add_encdec_config
+from .bifpn import add_bifpn_config
+from .fapn import add_fapn_config
+from .timm_backbone import add_timm_backbone_config
 from .panext import add_panext_head_config
 from .lowcost import add_lowcost_seg_config
 
@@ -17,6 +20,9 @@ def add_panext_config(cfg):
     add_isb_config(cfg)
     add_convnext_config(cfg)
     add_encdec_config(cfg)
+    add_bifpn_config(cfg)  # MODEL.ENCDEC.BIFPN
+    add_fapn_config(cfg)  # MODEL.ENCDEC.FAPN
+    add_timm_backbone_config(cfg)
     add_panext_head_config(cfg)
     add_lowcost_seg_config(cfg)  # also adds MODEL.SQUEEZENET
     return cfg

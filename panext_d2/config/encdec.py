@@ -28,8 +28,14 @@ def add_encdec_config(cfg):
     # ResNet-50, "build_resnet_backbone" with MODEL.RESNETS.OUT_FEATURES listing these names).
     # Finest first; the U-Net decoder has one stage per feature after the coarsest.
     cfg.MODEL.ENCDEC.IN_FEATURES = ["res2", "res3", "res4", "res5"]
-    # "unet" (§6.1.1) | "hypercolumns" (U-Net + eq. 6.1) | "proposed" (+ eq. 6.2 fuse block).
-    # Default: the thesis' model (§6, Tables 8.2 / 8.3 "Proposed").
+    # Decoder architecture (panext_d2/modeling/encdec/build.py registry): "UNetDecoder" (§6.1.1,
+    # the thesis' model), "BiFPNDecoder" (EfficientDet-D2, §5.5 / §8.4, MODEL.ENCDEC.BIFPN),
+    # "FaPNDecoder" (ResNet50-FaPN, §5.6 / §8.4, MODEL.ENCDEC.FAPN).
+    cfg.MODEL.ENCDEC.DECODER_NAME = "UNetDecoder"
+    # What is classified: "unet" = the decoder's finest output (the plain U-Net, or the plain
+    # EfficientDet / FaPN baseline of Table 8.4) | "hypercolumns" (+ eq. 6.1 over every
+    # decoder output) | "proposed" (+ eq. 6.2 fuse block). Default: the thesis' model (§6,
+    # Tables 8.2 / 8.3 "Proposed").
     cfg.MODEL.ENCDEC.DECODER = "proposed"
     # Output width of each decoder stage, coarsest stage first. Seed silent (U-Net "increases
     # the number of channels in the decoder", §5.3): the first three of the common

@@ -1,6 +1,7 @@
 """Seed-003 encoder-decoder segmenter (SPEC §4); importing registers ``EncDecSegmentor``,
 ``ImageClassifier`` and ``TwoStageSegmentor``."""
 
+from .build import ENCDEC_DECODER_REGISTRY, build_encdec_decoder
 from .classifier import ImageClassifier
 from .fuse import MultiLevelFuse, SqueezeExcitation
 from .hypercolumns import InvertedHypercolumns
@@ -10,6 +11,7 @@ from .two_stage import TwoStageSegmentor
 from .unet import UNetDecoder
 
 __all__ = [
+    "ENCDEC_DECODER_REGISTRY",
     "EncDecHead",
     "EncDecSegmentor",
     "ImageClassifier",
@@ -18,6 +20,7 @@ __all__ = [
     "SqueezeExcitation",
     "TwoStageSegmentor",
     "UNetDecoder",
+    "build_encdec_decoder",
     "focal_loss",
     "foreground_dice_loss",
     "pixel_cross_entropy",

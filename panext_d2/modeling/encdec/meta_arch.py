@@ -13,10 +13,11 @@ from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 from torch import nn
 
+from .build import build_encdec_decoder
 from .fuse import MultiLevelFuse
 from .hypercolumns import InvertedHypercolumns
 from .losses import focal_loss, foreground_dice_loss, pixel_cross_entropy
-from .unet import UNetDecoder, resize_to
+from .unet import resize_to
 
 DECODERS = ("unet", "hypercolumns", "proposed")
 MAIN_LOSSES = ("cross_entropy", "focal")
@@ -24,21 +25,21 @@ MAIN_LOSSES = ("cross_entropy", "focal")
 
 class EncDecHead(nn.Module):
     """Decoder + (hypercolumns) + (fuse block) + 1x1 classifier; logits at the stride of the
-    finest input feature.
+    decoder's finest output.
 
-    ``decoder``: "unet" classifies the last decoder output; "hypercolumns" classifies X of
-    eq. 6.1; "proposed" classifies Z' = fuse(X) of eq. 6.2, with ``fuse`` switching its parts.
+    ``mode`` (``MODEL.ENCDEC.DECODER``): "unet" classifies the decoder's finest output (the
+    plain baseline of any decoder, the U-Net for the default one); "hypercolumns" classifies
+    X of eq. 6.1 over every decoder output; "proposed" classifies Z' = fuse(X) of eq. 6.2,
+    with ``fuse`` switching its parts.
     """
 
     @configurable
     def __init__(
         self,
-        input_shape: Dict[str, ShapeSpec],
         *,
-        in_features,
+        decoder: nn.Module,
         num_classes: int,
-        decoder: str = "proposed",
-        decoder_channels=(256, 128, 64),
+        mode: str = "proposed",
         hypercolumn_channels: int = 64,
         norm: str = "BN",
         fuse: Optional[dict] = None,
@@ -46,23 +47,24 @@ class EncDecHead(nn.Module):
     ):
         """
         Args:
+            decoder: a decoder as described in :mod:`.build`.
             classifier_input_relu: False drops the ReLU of the last 3x3 conv-BN-ReLU before
-                the classifier (fuse block's F, or the last U-Net stage for "unet"), so the
+                the classifier (fuse block's F, or the decoder's last conv for "unet"), so the
                 classifier sees signed features (``MODEL.ENCDEC.CLASSIFIER_INPUT_RELU``).
         """
         super().__init__()
-        if decoder not in DECODERS:
-            raise ValueError(f"MODEL.ENCDEC.DECODER={decoder!r}; expected one of {DECODERS}")
-        self.decoder = UNetDecoder(input_shape, in_features, decoder_channels, norm)
+        if mode not in DECODERS:
+            raise ValueError(f"MODEL.ENCDEC.DECODER={mode!r}; expected one of {DECODERS}")
+        self.decoder = decoder
         self.hypercolumns = None
         self.fuse = None
         width = self.decoder.out_channels[-1]
-        if decoder != "unet":
+        if mode != "unet":
             self.hypercolumns = InvertedHypercolumns(
                 self.decoder.out_channels, hypercolumn_channels
             )
             width = hypercolumn_channels
-        if decoder == "proposed":
+        if mode == "proposed":
             self.fuse = MultiLevelFuse(width, norm=norm, **(fuse or {}))
         if not classifier_input_relu:
             last = self._last_conv_before_classifier()
@@ -77,11 +79,9 @@ class EncDecHead(nn.Module):
     def from_config(cls, cfg, input_shape):
         e = cfg.MODEL.ENCDEC
         return {
-            "input_shape": input_shape,
-            "in_features": e.IN_FEATURES,
+            "decoder": build_encdec_decoder(cfg, input_shape),
             "num_classes": e.NUM_CLASSES,
-            "decoder": e.DECODER,
-            "decoder_channels": e.DECODER_CHANNELS,
+            "mode": e.DECODER,
             "hypercolumn_channels": e.HYPERCOLUMN_CHANNELS,
             "norm": e.NORM,
             "classifier_input_relu": e.CLASSIFIER_INPUT_RELU,
@@ -101,7 +101,7 @@ class EncDecHead(nn.Module):
             convs = [m for m in self.fuse.body if isinstance(m, Conv2d)]
             return convs[-1] if convs else None
         if self.hypercolumns is None:
-            return self.decoder.stages[-1].conv2
+            return self.decoder.last_conv
         return None
 
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:

@@ -5,9 +5,12 @@ from typing import Dict, List, Sequence
 
 import torch
 import torch.nn.functional as F
+from detectron2.config import configurable
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from fvcore.nn import weight_init
 from torch import nn
+
+from .build import ENCDEC_DECODER_REGISTRY
 
 
 def conv_bn_relu(in_channels, out_channels, norm):
@@ -53,6 +56,7 @@ class UNetStage(nn.Module):
         return self.conv2(self.conv1(x))
 
 
+@ENCDEC_DECODER_REGISTRY.register()
 class UNetDecoder(nn.Module):
     """Decodes encoder features ``in_features`` (finest first) from the coarsest one up.
 
@@ -60,6 +64,7 @@ class UNetDecoder(nn.Module):
     maps of widths ``channels``, the last at the finest feature's stride.
     """
 
+    @configurable
     def __init__(
         self,
         input_shape: Dict[str, ShapeSpec],
@@ -88,6 +93,20 @@ class UNetDecoder(nn.Module):
         self._skips = skips
         self.out_channels: List[int] = list(channels)
         self.out_strides: List[int] = [input_shape[name].stride for name in skips]
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        e = cfg.MODEL.ENCDEC
+        return {
+            "input_shape": input_shape,
+            "in_features": e.IN_FEATURES,
+            "channels": e.DECODER_CHANNELS,
+            "norm": e.NORM,
+        }
+
+    @property
+    def last_conv(self):
+        return self.stages[-1].conv2
 
     def forward(self, features: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
         x = features[self.in_features[-1]]
