@@ -99,6 +99,8 @@ def test_head_composition(cfg):
             assert isinstance(m.head.fuse.body[0], SqueezeExcitation)
     with pytest.raises(ValueError, match="DECODER"):
         build_model(tiny_cfg(cfg.clone(), "fpn"))
+    with pytest.raises(KeyError, match="DECODER_NAME='FPNDecoder'.*UNetDecoder"):
+        build_model(tiny_cfg(cfg.clone(), DECODER_NAME="FPNDecoder"))
 
 
 @pytest.mark.parametrize(
