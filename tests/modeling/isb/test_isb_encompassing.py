@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -120,9 +121,13 @@ def test_crop_resize_is_identity_for_boxes_of_the_target_shape():
         )
 
 
-def test_crops_carry_gradients_to_the_feature_map():
+@pytest.mark.parametrize("pool", [False, True])
+def test_crops_carry_gradients_to_the_feature_map(pool):
     feat = torch.randn(1, 2, 20, 20, requires_grad=True)
     cells = torch.tensor([[1, 1, 4, 3]])
-    crop_resize_cells(feat, torch.tensor([0]), cells, (5, 5)).sum().backward()
-    assert feat.grad[0, :, 1:3, 1:4].abs().sum() > 0
-    assert feat.grad[0, :, 5:, :].abs().sum() == 0
+    crop_resize_cells(feat, torch.tensor([0]), cells, (5, 5), pool=pool).sum().backward()
+    assert (feat.grad[0, :, 1:3, 1:4].abs() > 0).any()
+    outside = torch.ones(20, 20, dtype=torch.bool)
+    outside[1:3, 1:4] = False
+    # grid_sample's float32 coordinates may leak ~1e-7 onto the box's neighbours.
+    assert feat.grad[0][:, outside].abs().max() <= 1e-5 * feat.grad.abs().max()
