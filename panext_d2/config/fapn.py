@@ -10,7 +10,8 @@ def add_fapn_config(cfg):
     cfg.MODEL.ENCDEC.FAPN.CHANNELS = 256
     # Normalisation of the lateral / output convs ("" = none, as detectron2's FPN default).
     cfg.MODEL.ENCDEC.FAPN.NORM = ""
-    # Offset groups of the feature alignment module's modulated deformable 3x3 conv (FaPN: 8).
+    # Offset groups of the feature alignment module's modulated deformable 3x3 conv (FaPN: 8);
+    # must divide CHANNELS.
     cfg.MODEL.ENCDEC.FAPN.DEFORMABLE_GROUPS = 8
     # Deformable conv implementation (panext_d2/layers/deform_conv.py): "auto" | "fast" |
     # "torchvision".

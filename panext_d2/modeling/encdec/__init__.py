@@ -1,8 +1,10 @@
 """Seed-003 encoder-decoder segmenter (SPEC §4); importing registers ``EncDecSegmentor``,
-``ImageClassifier`` and ``TwoStageSegmentor``."""
+``ImageClassifier``, ``TwoStageSegmentor`` and the decoders (``UNetDecoder``,
+``FaPNDecoder``)."""
 
 from .build import ENCDEC_DECODER_REGISTRY, build_encdec_decoder
 from .classifier import ImageClassifier
+from .fapn import FaPNDecoder, FeatureAlignmentModule, FeatureSelectionModule
 from .fuse import MultiLevelFuse, SqueezeExcitation
 from .hypercolumns import InvertedHypercolumns
 from .losses import focal_loss, foreground_dice_loss, pixel_cross_entropy
@@ -14,6 +16,9 @@ __all__ = [
     "ENCDEC_DECODER_REGISTRY",
     "EncDecHead",
     "EncDecSegmentor",
+    "FaPNDecoder",
+    "FeatureAlignmentModule",
+    "FeatureSelectionModule",
     "ImageClassifier",
     "InvertedHypercolumns",
     "MultiLevelFuse",
