@@ -7,11 +7,14 @@ __all__ = ["get_activation"]
 _ACTIVATIONS = {
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
+    "swish": nn.SiLU,  # EfficientNet / EfficientDet's name for x * sigmoid(x)
+    "silu": nn.SiLU,
 }
 
 
 def get_activation(name: str, inplace: bool = True):
-    """``"relu"`` -> ``nn.ReLU``, ``"relu6"`` -> ``nn.ReLU6``; ``""`` or ``None`` -> ``None``
+    """``"relu"`` -> ``nn.ReLU``, ``"relu6"`` -> ``nn.ReLU6``, ``"swish"`` / ``"silu"`` ->
+    ``nn.SiLU``; ``""`` or ``None`` -> ``None``
     (no activation, detectron2's ``Conv2d(activation=None)`` convention)."""
     if not name:
         return None

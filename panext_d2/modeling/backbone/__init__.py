@@ -2,3 +2,4 @@ from . import convnext, fpn  # noqa: F401  (registers the ConvNeXt / PaNeXt-e bu
 from . import mobilenet_v1  # noqa: F401  (registers build_mobilenet_v1_backbone)
 from . import squeezenet  # noqa: F401  (registers build_squeezenet_backbone)
 from . import resnet_fpn  # noqa: F401  (registers build_resnet_fpn_p2p7_backbone)
+from . import timm_features  # noqa: F401  (registers build_timm_features_backbone)

@@ -1,7 +1,8 @@
 """Seed-003 encoder-decoder segmenter (SPEC §4); importing registers ``EncDecSegmentor``,
 ``ImageClassifier``, ``TwoStageSegmentor`` and the decoders (``UNetDecoder``,
-``FaPNDecoder``)."""
+``BiFPNDecoder``, ``FaPNDecoder``)."""
 
+from .bifpn import BiFPNDecoder
 from .build import ENCDEC_DECODER_REGISTRY, build_encdec_decoder
 from .classifier import ImageClassifier
 from .fapn import FaPNDecoder, FeatureAlignmentModule, FeatureSelectionModule
@@ -13,6 +14,7 @@ from .two_stage import TwoStageSegmentor
 from .unet import UNetDecoder
 
 __all__ = [
+    "BiFPNDecoder",
     "ENCDEC_DECODER_REGISTRY",
     "EncDecHead",
     "EncDecSegmentor",
