@@ -6,7 +6,9 @@ Outputs are named ``c<log2 stride>`` after timm's ``feature_info``: EfficientNet
 / 16 / 32). The model is built with ``pretrained=False`` (nothing is downloaded);
 ``MODEL.TIMM.WEIGHTS`` is a local state dict of the *whole* timm model (as
 ``torch.save(timm.create_model(name).state_dict(), path)`` writes it, or a timm / HF
-``pytorch_model.bin``), loaded with :func:`load_timm_state_dict`.
+``pytorch_model.bin``), loaded with :func:`load_timm_state_dict`. Not through timm's own
+``pretrained_cfg_overlay={"file": ...}``: timm loads EfficientNet feature models
+non-strictly, so a file missing layers would silently leave them random; ours is strict.
 
 Input normalisation stays detectron2's (``MODEL.PIXEL_MEAN`` / ``PIXEL_STD``); timm's
 ImageNet EfficientNets expect RGB with mean [123.675, 116.28, 103.53] and std [58.395,
