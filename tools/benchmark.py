@@ -68,8 +68,9 @@ def build_parser():
                    help="set BatchNorm statistics from the benchmark image first (randomly "
                         "initialised models: activations at a trained model's scale)")
     p.add_argument("--retain-memory", action="store_true",
-                   help="keep freed memory in the process for the timed runs (glibc mallopt): "
-                        "times compute, not the kernel paging buffers in afresh")
+                   help="keep freed memory in the process from the timed runs on (glibc mallopt; "
+                        "process-wide, so use it with the default isolation): times compute, "
+                        "not the kernel paging buffers in afresh")
     p.add_argument("--no-flops", action="store_true", help="skip the fvcore FLOP count")
     p.add_argument("--train-iters", type=int, default=0,
                    help="also time N training iterations on the config's train loader")

@@ -19,8 +19,10 @@ Used by ``tools/benchmark.py`` and ``tools/analyze_model.py``. Conventions:
 * allocator: by default glibc hands large freed blocks back to the kernel, so every inference
   pages its buffers in afresh; on machines where that is slow (this project's VMs: a third of
   a small model's latency, and the run-to-run spread) ``retain_memory`` keeps freed memory in
-  the process (:func:`retain_freed_memory`, what a jemalloc / tcmalloc deployment does), for
-  the timed runs only: peak memory is measured on one inference before it.
+  the process (:func:`retain_freed_memory`, what a jemalloc / tcmalloc deployment does)
+  from the timed runs on. The setting is process-wide and stays: whatever the process
+  measures afterwards (training iterations, further models with ``--no-isolate``) runs with
+  it too. Peak memory is always measured on one inference before the timed runs.
 """
 import ctypes
 import ctypes.util

@@ -5,7 +5,9 @@ Levels: the encoder features ``in_features`` (finest first, e.g. C3-C5), each br
 the BiFPN width by a lateral 1x1 conv + norm, plus ``num_extra_levels`` levels made from
 the coarsest feature by a 1x1 conv + norm and repeated 3x3 stride-2 max pooling
 (EfficientDet's P6, P7: the "two extra pooling layers" of §8.4). Convs that would map a
-width onto itself are left out, as in EfficientDet.
+width onto itself are left out, as in EfficientDet. One simplification: each level's
+lateral conv feeds both passes of the first layer, where EfficientDet gives the bottom-up
+nodes of C4 / C5 a second lateral conv of their own (about 54 k parameters at D2's width).
 
 Each BiFPN layer runs a top-down then a bottom-up pass. Every node is
 ``norm(separable_conv3x3(act(fuse(inputs))))`` where ``fuse`` is eq. 5.2's fast normalised

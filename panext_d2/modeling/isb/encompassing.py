@@ -150,8 +150,8 @@ def _resize_by_grid_sample(feature, groups, ys, xs, out_h, out_w, factor, in_pla
 
 
 def _window(maps, image, starts, sizes, index):
-    """The rectangle of ``maps[image]`` (H, W, C) that the largest of the boxes ``index``
-    spans, placed over each box (moved back where needed to stay inside the map): (origins
+    """The rectangle of ``maps[image]`` (H, W, C) as tall as the tallest and as wide as the
+    widest of the boxes ``index``, placed over each box (moved back where needed to stay inside the map): (origins
     (n, 2), rows-by-columns source). The whole map, not copied, when a box spans it all."""
     height, width, channels = maps.shape[1:]
     win_h, win_w = (int(v) for v in sizes[index].max(dim=0).values)
@@ -169,12 +169,12 @@ def _resize_by_matmul(feature, groups, ys, xs, out_h, out_w, factor, in_place, s
     """(M, C, out_h, out_w) through separable interpolation matrices: per image, the boxes'
     windows (:func:`_window`) go through one matrix product over their rows per sub-grid row,
     then one batched product over their columns; pooled crops are the running maximum of the
-    sub-grids. Windows as large as the largest box, not the whole map, make the products
+    sub-grids. Windows as large as the chunk's largest box sizes, not the whole map, make the products
     several times cheaper for small boxes (the caller groups boxes of similar size).
     Returned in channels-last memory format."""
     num, channels = ys.shape[0], feature.shape[1]
     maps = feature.permute(0, 2, 3, 1)  # (B, H, W, C): a view for channels-last maps
-    out = feature.new_empty((num, out_h, out_w, channels))
+    out = None  # allocated from the first result: autocast may change the dtype
     everything = torch.arange(num, device=ys.device)
     for image, boxes in groups:
         index = everything if boxes is None else boxes
@@ -192,6 +192,8 @@ def _resize_by_matmul(feature, groups, ys, xs, out_h, out_w, factor, in_place, s
                 result = _running_max(result, sample, in_place)
         if boxes is None:
             return result.permute(0, 3, 1, 2)
+        if out is None:
+            out = result.new_empty((num, *result.shape[1:]))
         out[boxes] = result
     return out.permute(0, 3, 1, 2)
 

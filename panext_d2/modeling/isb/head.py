@@ -24,8 +24,8 @@ Three choices keep the compute down:
 * (exact) a branch crops and runs its boxes ``boxes_per_chunk`` at a time
   (``MODEL.ISB.BOXES_PER_CHUNK``), so its crops and activations stay small enough to be
   reused from the allocator instead of being paged in afresh at every image; pooled branches
-  chunk their boxes largest first, so a chunk's crop window (the largest box in it) stays
-  close to each box's own size.
+  chunk their boxes largest first, so a chunk's crop window (its largest height by its
+  largest width) stays close to each box's own size.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Sequence

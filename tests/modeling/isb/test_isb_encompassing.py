@@ -90,6 +90,10 @@ def test_crop_resize_equals_crop_then_interpolate():
     hi = lo + rng.integers(1, 6, size=(40, 2))
     cells = torch.from_numpy(np.concatenate([lo, hi], 1)).long()
     image_index = torch.from_numpy(rng.integers(0, 2, size=40)).long()
+    # Small boxes at the far edges next to a large one: their pooled-crop windows (as large
+    # as the large box) are moved back inside the map.
+    cells = torch.cat([cells, torch.tensor([[17, 18, 19, 20], [18, 0, 20, 3], [2, 3, 12, 15]])])
+    image_index = torch.cat([image_index, torch.tensor([1, 1, 1])])
     for out in [(4, 3), (1, 1), (7, 2)]:
         if out == (7, 2):  # a box over the whole map: pooled crops read the map itself
             cells = torch.cat([cells, torch.tensor([[0, 0, 20, 20]])])
@@ -119,6 +123,17 @@ def test_crop_resize_is_identity_for_boxes_of_the_target_shape():
         torch.testing.assert_close(
             crop_resize_cells(feat, index, cells, (4, 3), scale), crop_cells(feat, index, cells, (4, 3), scale)
         )
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_crops_under_bfloat16_autocast_for_several_images(pool):
+    feat = torch.randn(2, 4, 20, 20)
+    cells = torch.tensor([[1, 1, 4, 3], [5, 6, 9, 12], [0, 0, 20, 20]])
+    index = torch.tensor([1, 0, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = crop_resize_cells(feat, index, cells, (5, 5), pool=pool)
+    ref = crop_resize_cells(feat, index, cells, (5, 5), pool=pool)
+    torch.testing.assert_close(got.float(), ref, rtol=0.05, atol=0.05)
 
 
 @pytest.mark.parametrize("pool", [False, True])
