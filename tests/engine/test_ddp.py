@@ -1,5 +1,6 @@
 """The CPU (gloo) DDP path: wrap without device_ids, gradients averaged across ranks, and
 accumulation syncing once per iteration."""
+import gc
 import os
 import socket
 
@@ -41,6 +42,11 @@ def _worker(rank, world, port, result_dir):
         trainer.iter = 0
         trainer.run_step()
     torch.save(model.module.fc.weight.detach(), os.path.join(result_dir, f"rank{rank}.pt"))
+    # Tear down in order: both ranks done communicating, DDP's reducer gone, then the group
+    # (a reducer outliving its gloo group can abort the process at exit).
+    dist.barrier()
+    del trainer, opt, model
+    gc.collect()
     dist.destroy_process_group()
 
 
