@@ -35,7 +35,7 @@ from torch import nn
 from panext_d2.layers.activation import get_activation
 from panext_d2.layers.separable_conv import SeparableConv2d
 
-from .build import ENCDEC_DECODER_REGISTRY
+from .build import ENCDEC_DECODER_REGISTRY, input_strides
 
 __all__ = ["BiFPNDecoder", "BiFPNLayer", "BiFPNNode", "WeightedFusion", "resample_to"]
 
@@ -221,20 +221,7 @@ class BiFPNDecoder(nn.Module):
         finest_only: bool = False,
     ):
         super().__init__()
-        if not in_features:
-            raise ValueError("MODEL.ENCDEC.IN_FEATURES is empty; the BiFPN needs encoder features")
-        missing = [f for f in in_features if f not in input_shape]
-        if missing:
-            raise ValueError(
-                f"MODEL.ENCDEC.IN_FEATURES {missing} are not backbone outputs "
-                f"(available: {sorted(input_shape)})"
-            )
-        strides = [input_shape[f].stride for f in in_features]
-        if any(b != 2 * a for a, b in zip(strides, strides[1:])):
-            raise ValueError(
-                f"MODEL.ENCDEC.IN_FEATURES {list(in_features)} must go from finest to coarsest "
-                f"with each stride twice the previous one, got strides {strides}"
-            )
+        strides = input_strides(input_shape, in_features, doubling=True)
         if num_layers < 1:
             raise ValueError(f"MODEL.ENCDEC.BIFPN.NUM_LAYERS={num_layers}; expected >= 1")
         if num_extra_levels < 0:

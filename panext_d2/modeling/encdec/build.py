@@ -12,7 +12,7 @@ from detectron2.utils.registry import Registry
 ENCDEC_DECODER_REGISTRY = Registry("ENCDEC_DECODER")
 ENCDEC_DECODER_REGISTRY.__doc__ = __doc__
 
-__all__ = ["ENCDEC_DECODER_REGISTRY", "build_encdec_decoder"]
+__all__ = ["ENCDEC_DECODER_REGISTRY", "build_encdec_decoder", "input_strides"]
 
 
 def build_encdec_decoder(cfg, input_shape):
@@ -24,3 +24,24 @@ def build_encdec_decoder(cfg, input_shape):
             f"expected one of {sorted(k for k, _ in ENCDEC_DECODER_REGISTRY)}"
         )
     return ENCDEC_DECODER_REGISTRY.get(name)(cfg, input_shape)
+
+
+def input_strides(input_shape, in_features, doubling: bool = False):
+    """The strides of a decoder's ``in_features`` (``MODEL.ENCDEC.IN_FEATURES``), checked to
+    be backbone outputs ordered finest to coarsest (each stride twice the previous one with
+    ``doubling``); a ``ValueError`` names the key otherwise."""
+    missing = [f for f in in_features if f not in input_shape]
+    if not in_features or missing:
+        raise ValueError(
+            f"MODEL.ENCDEC.IN_FEATURES={list(in_features)}: expected a non-empty list of "
+            f"backbone outputs among {sorted(input_shape)}; missing {missing}"
+        )
+    strides = [input_shape[f].stride for f in in_features]
+    steps = list(zip(strides, strides[1:]))
+    if any(b != 2 * a for a, b in steps) if doubling else any(a >= b for a, b in steps):
+        rule = "each stride twice the previous one" if doubling else "strictly increasing strides"
+        raise ValueError(
+            f"MODEL.ENCDEC.IN_FEATURES={list(in_features)} must go from finest to coarsest "
+            f"({rule}), got strides {strides}"
+        )
+    return strides

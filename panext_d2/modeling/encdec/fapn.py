@@ -29,7 +29,7 @@ from fvcore.nn import weight_init
 from torch import nn
 
 from ...layers.deform_conv import DEFORM_IMPLS, DeformConv2d
-from .build import ENCDEC_DECODER_REGISTRY
+from .build import ENCDEC_DECODER_REGISTRY, input_strides
 from .unet import resize_to
 
 __all__ = ["FaPNDecoder", "FeatureAlignmentModule", "FeatureSelectionModule"]
@@ -133,18 +133,7 @@ class FaPNDecoder(nn.Module):
         finest_only: bool = False,
     ):
         super().__init__()
-        missing = [f for f in in_features if f not in input_shape]
-        if not in_features or missing:
-            raise ValueError(
-                f"MODEL.ENCDEC.IN_FEATURES={list(in_features)}: expected a non-empty list of "
-                f"backbone outputs among {sorted(input_shape)}; missing {missing}"
-            )
-        strides = [input_shape[f].stride for f in in_features]
-        if any(a >= b for a, b in zip(strides, strides[1:])):
-            raise ValueError(
-                f"MODEL.ENCDEC.IN_FEATURES={list(in_features)} must go from finest to "
-                f"coarsest (strictly increasing strides), got strides {strides}"
-            )
+        input_strides(input_shape, in_features)
         if deform_impl not in DEFORM_IMPLS:
             raise ValueError(
                 f"MODEL.ENCDEC.FAPN.DEFORM_IMPL={deform_impl!r}; expected one of {DEFORM_IMPLS}"

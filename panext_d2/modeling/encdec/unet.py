@@ -10,7 +10,7 @@ from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from fvcore.nn import weight_init
 from torch import nn
 
-from .build import ENCDEC_DECODER_REGISTRY
+from .build import ENCDEC_DECODER_REGISTRY, input_strides
 
 
 def conv_bn_relu(in_channels, out_channels, norm):
@@ -80,9 +80,7 @@ class UNetDecoder(nn.Module):
                 f"{len(in_features) - 1} decoder stages for features {list(in_features)}, "
                 f"but {len(channels)} widths {list(channels)}"
             )
-        strides = [input_shape[f].stride for f in in_features]
-        if strides != sorted(strides):
-            raise ValueError(f"in_features must go from finest to coarsest, strides {strides}")
+        input_strides(input_shape, in_features)
         self.in_features = list(in_features)
         skips = self.in_features[-2::-1]  # coarsest skip first
         widths = [input_shape[self.in_features[-1]].channels] + list(channels)

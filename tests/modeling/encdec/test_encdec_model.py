@@ -164,6 +164,8 @@ def test_decoder_stage_order_and_sizes():
     assert MultiLevelFuse(7, reduction=16, norm="")(x).shape == x.shape
     with pytest.raises(ValueError):
         UNetDecoder(shapes, ["res2", "res3", "res4", "res5"], [12, 10], norm="")
+    with pytest.raises(ValueError, match="IN_FEATURES.*finest to coarsest"):
+        UNetDecoder(shapes, ["res3", "res2", "res4", "res5"], [12, 10, 6], norm="")
 
 
 @pytest.mark.parametrize("decoder", ["unet", "hypercolumns", "proposed"])
