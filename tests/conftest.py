@@ -7,6 +7,8 @@ import torch
 torch.set_num_threads(int(os.environ.get("PANEXT_TEST_THREADS", "1")))
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The two real COCO val2017 images vendored for tests (see its README).
+COCO_SAMPLES = os.path.join(REPO_ROOT, "tests", "data", "coco_panoptic_samples")
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build the Cityscapes person crops (seed 004 §4.3): every person instance cropped at
+"""Build the Cityscapes person crops (Kolhatkar (2020) §4.3): every person instance cropped at
 aspect 5/3 with 0 / 5 / 10 % extra background per side, resized to 320x192 and 160x96,
 only the centred person labelled.
 """
@@ -23,7 +23,7 @@ def main():
     stats = build_cityscapes_person_crops(args.root, args.splits, backgrounds=args.backgrounds)
     print(format_table(("split", "images", "person crops"),
                        [(s.split, s.images, s.crops) for s in stats]))
-    print("seed 004: 16949 train / 3201 val crops")
+    print("Kolhatkar (2020): 16949 train / 3201 val crops")
 
 
 if __name__ == "__main__":

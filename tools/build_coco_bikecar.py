@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build COCO BikeCar (seed 003 §7.1.2): semantic PNGs (0 background, 1 bicycle, 2 car)
+"""Build COCO BikeCar (Andrade (2021) §7.1.2): semantic PNGs (0 background, 1 bicycle, 2 car)
 for every COCO image, per-image records with their foreground classes, and the Table 7.2
 statistics.
 """
@@ -8,7 +8,7 @@ import argparse
 from panext_d2.data.builders.coco_bikecar import CLASSES, SPLITS, build_coco_bikecar
 from panext_d2.data.builders.common import SemSegStats, add_root_argument
 
-SEED_TABLE = ("seed 003 Table 7.2 (image-level % / pixel-level %): bicycle 2.98 / 0.183, "
+THESIS_TABLE = ("Andrade (2021) Table 7.2 (image-level % / pixel-level %): bicycle 2.98 / 0.183, "
               "car 10.70 / 0.617, background 100 / 99.20")
 
 
@@ -27,7 +27,7 @@ def main():
         for split_stats in stats.values():
             total.merge(split_stats)
         print(total.format("coco_bikecar all"))
-    print(SEED_TABLE)
+    print(THESIS_TABLE)
 
 
 if __name__ == "__main__":

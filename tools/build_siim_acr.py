@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build SIIM-ACR pneumothorax (seed 003 §7.1.1): masks from Kaggle's RLE csv, an 81/9/10
+"""Build SIIM-ACR pneumothorax (Andrade (2021) §7.1.1): masks from Kaggle's RLE csv, an 81/9/10
 split stratified by empty / non-empty images, and the Table 7.1 statistics.
 
 Input under <root>/siim_acr: train-rle.csv and images/<ImageId>.png (or --csv / --images;
@@ -10,7 +10,7 @@ import argparse
 from panext_d2.data.builders.common import SemSegStats, add_root_argument
 from panext_d2.data.builders.siim_acr import CLASSES, build_siim_acr
 
-SEED_TABLE = ("seed 003 Table 7.1: 10675 images, 8647 / 961 / 1067; pneumothorax 24.25% of "
+THESIS_TABLE = ("Andrade (2021) Table 7.1: 10675 images, 8647 / 961 / 1067; pneumothorax 24.25% of "
               "images, 0.32% of pixels")
 
 
@@ -29,7 +29,7 @@ def main():
     for split_stats in stats.values():
         total.merge(split_stats)
     print(total.format("siim_acr all"))
-    print(SEED_TABLE)
+    print(THESIS_TABLE)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Config keys of the weighted BiFPN decoder (``BiFPNDecoder``, seed 003 §5.5, §8.4:
+"""Config keys of the weighted BiFPN decoder (``BiFPNDecoder``, Andrade (2021) §5.5, §8.4:
 EfficientDet-D2 = EfficientNet-B2 + weighted BiFPN)."""
 
 from detectron2.config import CfgNode as CN

@@ -15,13 +15,13 @@ def add_common_config(cfg):
 
     cfg.SOLVER.RMSPROP = CN()
     cfg.SOLVER.RMSPROP.ALPHA = 0.9  # decay of the squared-gradient average (TF OD API: 0.9)
-    # TF-style RMSProp (seed 004 trains with TensorFlow's): epsilon inside the square root,
+    # TF-style RMSProp (Kolhatkar (2020) trains with TensorFlow's): epsilon inside the square root,
     # squared-gradient average initialised to 1, LR applied inside the momentum buffer
     # (timm's RMSpropTF). False gives torch.optim.RMSprop.
     cfg.SOLVER.RMSPROP.TF_STYLE = False
 
     cfg.SOLVER.RANGER21 = CN()
-    # Who owns the learning rate while Ranger21 is used (SPEC §1):
+    # Who owns the learning rate while Ranger21 is used (docs/DESIGN.md §1):
     #  "ranger21":   Ranger21's internal linear warm-up / linear warm-down is active, and
     #                detectron2's scheduler is forced to a constant multiplier of 1;
     #  "detectron2": Ranger21's schedule is disabled and SOLVER.LR_SCHEDULER_NAME applies
@@ -40,7 +40,7 @@ def add_common_config(cfg):
 
     # LR schedules added to detectron2's (WarmupMultiStepLR, WarmupCosineLR with
     # SOLVER.BASE_LR_END as the cosine floor, WarmupStepWithFixedGammaLR):
-    #  "WarmupExponentialStepLR": lr0 * GAMMA ** floor(t / DECAY_STEPS)  (seed 004)
+    #  "WarmupExponentialStepLR": lr0 * GAMMA ** floor(t / DECAY_STEPS)  (Kolhatkar (2020))
     #  "Ranger21LR": Ranger21's linear warm-up / warm-down (SOLVER.RANGER21.*)
     cfg.SOLVER.EXPONENTIAL_DECAY = CN()
     cfg.SOLVER.EXPONENTIAL_DECAY.GAMMA = 0.75

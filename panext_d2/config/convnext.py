@@ -43,13 +43,13 @@ def add_convnext_config(cfg):
     e = c.PANEXT_E = CN()
     # 1-based stages whose blocks get the extra pointwise 4C -> 4C linear: [1, 2, 4] per the
     # text (§3.1.1, +30.5 M parameters); [1, 2] (+2.2 M) matches the reported 165 MB model
-    # size (SPEC §1, "Known inconsistency").
+    # size (docs/DESIGN.md §1.2).
     e.EXTENDED_STAGES = [1, 2, 4]
     # Activation after the extra linear: the thesis does not say; on, like after the first
-    # pointwise linear (SPEC §1).
+    # pointwise linear (docs/DESIGN.md §1).
     e.EXTENDED_ACT = True
     # SmeLU beta (eq. 2.6.8): the thesis gives none; 2.0 is the default of the public SmeLU
-    # implementation it most likely installed (SPEC §1).
+    # implementation it most likely installed (docs/DESIGN.md §1).
     e.SMELU_BETA = 2.0
     # DropBlock probability for PaNeXt-e: thesis §3.3.2 (0.05, size 5).
     e.DROP_BLOCK_PROB = 0.05

@@ -1,6 +1,6 @@
-"""Config keys of the seed-003 encoder-decoder segmenter (SPEC §4): U-Net decoder, inverted
+"""Config keys of the Andrade (2021) encoder-decoder segmenter (docs/DESIGN.md §4): U-Net decoder, inverted
 hypercolumns, multi-level fuse block, losses, image-level batch sampling, the §7.2 metrics
-and the semantic mapper. Each default names its source; "seed silent" marks our decisions.
+and the semantic mapper. Each default names its source; "thesis silent" marks our decisions.
 
 Table 8.2 / 8.3 / 8.5 rows as configs (with MODEL.META_ARCHITECTURE "EncDecSegmentor"):
   U-Net CE         DECODER "unet",         LOSS.MAIN "cross_entropy", LOSS.FG_WEIGHT 0.0
@@ -24,7 +24,7 @@ from detectron2.config import CfgNode as CN
 
 def add_encdec_config(cfg):
     cfg.MODEL.ENCDEC = CN()
-    # Encoder = any registered detectron2 backbone (cfg.MODEL.BACKBONE.NAME; seed 003 §7.3.1:
+    # Encoder = any registered detectron2 backbone (cfg.MODEL.BACKBONE.NAME; Andrade (2021) §7.3.1:
     # ResNet-50, "build_resnet_backbone" with MODEL.RESNETS.OUT_FEATURES listing these names).
     # Finest first; the U-Net decoder has one stage per feature after the coarsest.
     cfg.MODEL.ENCDEC.IN_FEATURES = ["res2", "res3", "res4", "res5"]
@@ -70,7 +70,7 @@ def add_encdec_config(cfg):
     cfg.MODEL.ENCDEC.FUSE.CONV = True  # F (Table 8.5 "+ ConvFuse")
     cfg.MODEL.ENCDEC.FUSE.SE_OUT = True  # psi2 (Table 8.5 "+ SE Block Out")
     cfg.MODEL.ENCDEC.FUSE.NUM_CONVS = 3  # "three 3x3 convolutions" (§6.1.3)
-    # SE reduction ratio r: seed silent; 16 as in the SE paper (Hu et al. 2018), SPEC §4.
+    # SE reduction ratio r: thesis silent; 16 as in the SE paper (Hu et al. 2018), docs/DESIGN.md §4.
     cfg.MODEL.ENCDEC.FUSE.SE_REDUCTION = 16
 
     cfg.MODEL.ENCDEC.LOSS = CN()
@@ -78,7 +78,7 @@ def add_encdec_config(cfg):
     # footnote 2, Table 8.2 "U-Net Focal Loss", eq. 5.8: softmax focal loss without class
     # weights).
     cfg.MODEL.ENCDEC.LOSS.MAIN = "cross_entropy"
-    cfg.MODEL.ENCDEC.LOSS.FOCAL_GAMMA = 2.0  # seed silent; 2 as in Lin et al. 2017, SPEC §4
+    cfg.MODEL.ENCDEC.LOSS.FOCAL_GAMMA = 2.0  # thesis silent; 2 as in Lin et al. 2017, docs/DESIGN.md §4
     # alpha of eq. 6.4, weight of the foreground soft-Dice of eq. 6.3 (§7.3.3: 0.1); 0 disables.
     cfg.MODEL.ENCDEC.LOSS.FG_WEIGHT = 0.1
 
@@ -109,7 +109,7 @@ def add_encdec_config(cfg):
     cfg.MODEL.IMAGE_CLASSIFIER.MODE = "binary"
     # Foreground classes 1..N ("multilabel" logits); BikeCar 2, SIIM-ACR 1.
     cfg.MODEL.IMAGE_CLASSIFIER.NUM_FOREGROUND_CLASSES = 1
-    # Sigmoid score from which an image / class is predicted positive (seed silent: 0.5).
+    # Sigmoid score from which an image / class is predicted positive (thesis silent: 0.5).
     cfg.MODEL.IMAGE_CLASSIFIER.THRESHOLD = 0.5
     # (height, width) the classifier resizes its inputs to inside the model; empty = as the
     # mapper gives them. TwoStageSegmentor fills it with the classifier config's
@@ -124,7 +124,7 @@ def add_encdec_config(cfg):
     # The classifier's YAML (an ImageClassifier config) and checkpoint.
     cfg.MODEL.TWO_STAGE.CLASSIFIER_CONFIG = ""
     cfg.MODEL.TWO_STAGE.CLASSIFIER_WEIGHTS = ""
-    # An image is segmented when any classifier sigmoid score is >= this (seed silent: 0.5).
+    # An image is segmented when any classifier sigmoid score is >= this (thesis silent: 0.5).
     cfg.MODEL.TWO_STAGE.THRESHOLD = 0.5
 
     # Evaluator type to use instead of the test dataset's own evaluator_type when non-empty

@@ -1,4 +1,4 @@
-"""Config keys of the feature-aligned pyramid decoder (``FaPNDecoder``, seed 003 §5.6, §8.4:
+"""Config keys of the feature-aligned pyramid decoder (``FaPNDecoder``, Andrade (2021) §5.6, §8.4:
 ResNet50-FaPN, Huang et al. 2021)."""
 
 from detectron2.config import CfgNode as CN

@@ -1,8 +1,8 @@
 """Config keys of the SSD-ISB instance segmentation branches (panext_d2/modeling/isb/).
 
-Source: seed 004 (thesis *Real-time instance and semantic segmentation using deep
-learning*, 2020), §3.1.2-3.1.5, §3.2.1, §5.2, Tables 5.1-5.9; SPEC §2 for the decisions the
-thesis leaves open. The detector's keys are MODEL.SSD (panext_d2/config/ssd.py); the
+Source: Kolhatkar, *Real-Time Instance and Semantic Segmentation Using Deep Learning*
+(2020), §3.1.2-3.1.5, §3.2.1, §5.2, Tables 5.1-5.9; docs/DESIGN.md §2 for the decisions
+the thesis leaves open. The detector's keys are MODEL.SSD (panext_d2/config/ssd.py); the
 number of mask classes is MODEL.SSD.NUM_CLASSES (one mask per class, §3.1.2).
 
 An SSD-ISB model also sets detectron2 / SSD keys in its YAML:
@@ -84,7 +84,7 @@ def add_isb_config(cfg):
     c.STOP_GRADIENT = True
     # Mask binarisation threshold on the *logits*. The thesis says "a threshold of 0.0" for
     # sigmoid masks (§3.2.1), which on probabilities would mark every pixel; our reading is
-    # logit 0, i.e. probability 0.5 (SPEC §2).
+    # logit 0, i.e. probability 0.5 (docs/DESIGN.md §2).
     c.MASK_THRESHOLD = 0.0
     # At inference, keep detections that no branch segments (Single-Shape's other shapes,
     # boxes over a branch cap) with an empty mask. False: they are pruned, as in the

@@ -1,5 +1,5 @@
 """Config keys of SqueezeNet (panext_d2/modeling/backbone/squeezenet.py) and of the low-cost
-semantic segmentation heads (panext_d2/modeling/lowcost/), seed 004 ch. 4 (SPEC §3).
+semantic segmentation heads (panext_d2/modeling/lowcost/), Kolhatkar (2020) ch. 4 (docs/DESIGN.md §3).
 
 The models are detectron2's ``SemanticSegmentor``; these detectron2 keys are set by the YAML
 configs, not here:
@@ -27,7 +27,7 @@ def add_squeezenet_config(cfg):
     c = cfg.MODEL.SQUEEZENET = CN()
     # "v1.1" or "v1.0" (the "v" keeps yacs from reading the value as a float). The thesis
     # text points at Table 2.4 (v1.0), but Table 4.2's counts match v1.1 exactly
-    # (SqzNet-Base 732 243 = 722 496 + 9 747; SPEC §3), hence the default.
+    # (SqzNet-Base 732 243 = 722 496 + 9 747; docs/DESIGN.md §3), hence the default.
     c.VERSION = "v1.1"
     # Returned layers, named after Table 2.4 (conv1, pool<k>, fire<k>; pool<k> follows layer
     # k). "fire9" is the encoder output (§4.2.1: classifier conv10 and global pooling
@@ -53,7 +53,7 @@ def add_lowcost_seg_config(cfg):
     add_squeezenet_config(cfg)
     c = cfg.MODEL.LOWCOST_SEG = CN()
     # Cross-entropy reduction. "sum": summed over each image's pixels, averaged over the
-    # images of the batch (seed 004 §2.5.1 / §4.2.2: "calculated for each pixel and then
+    # images of the batch (Kolhatkar (2020) §2.5.1 / §4.2.2: "calculated for each pixel and then
     # summed over the entire image"). "mean": averaged over labelled pixels (detectron2).
     c.LOSS_REDUCTION = "sum"
     # Inference: softmax on the score map, then bilinear upsampling of the probabilities

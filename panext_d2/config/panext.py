@@ -1,4 +1,4 @@
-"""Config keys of the PaNeXt meta-architecture (seed 000 ch. 3; SPEC §1).
+"""Config keys of the PaNeXt meta-architecture (Debucean (2022) ch. 3; docs/DESIGN.md §1).
 
 Every default names its source: a thesis section, or *PanopticFCN* (Li et al.,
 dvlab-research/PanopticFCN, config ``PanopticFCN-R50-400-3x-FAST``) where the thesis is silent.
@@ -44,12 +44,12 @@ def add_panext_head_config(cfg):
     # High-resolution feature processor (thesis §3.1.3): semantic-FPN merge to stride 4
     # (Kirillov et al.), then a conv stack with SmeLU.
     P.HR = CN()
-    # Per-level conv width of the merge: 256 reproduces SPEC §1's size cross-check
+    # Per-level conv width of the merge: 256 reproduces docs/DESIGN.md §1's size cross-check
     # (PanopticFCN-R50 36.8 M parameters; 128, Panoptic FPN's width, would give 33.8 M).
     P.HR.FPN_DIM = 256
     P.HR.NUM_CONVS = 3  # thesis §3.1.3: 3 (PaNeXt), 5 (PaNeXt-e)
     P.HR.ACTIVATION = "smelu"  # thesis §3.1.3: "smelu"; "relu" gives the PanopticFCN baseline
-    P.HR.SMELU_BETA = 2.0  # SPEC §1: default of the public SmeLU implementation
+    P.HR.SMELU_BETA = 2.0  # docs/DESIGN.md §1: default of the public SmeLU implementation
     P.HR.COORD = True  # coordinate channels before the stack (PanopticFCN)
     P.HR.NORM = "GN"  # PanopticFCN
 

@@ -1,8 +1,8 @@
 """Config keys of MobileNet-v1 (panext_d2/modeling/backbone/mobilenet_v1.py) and of the SSD
 detector (panext_d2/modeling/ssd/).
 
-Sources: seed 004 (thesis *Real-time instance and semantic segmentation using deep
-learning*, 2020): Table 2.5 (MobileNet-v1 layers), §3.1.1 (SSD), §3.2.1 (training details).
+Sources: Kolhatkar, *Real-Time Instance and Semantic Segmentation Using Deep Learning*
+(2020): Table 2.5 (MobileNet-v1 layers), §3.1.1 (SSD), §3.2.1 (training details).
 Where the thesis is silent it used the TensorFlow Object Detection API's SSD-MobileNet-v1
 (§3.2), so the defaults marked *(TF OD API)* come from that API's
 ``samples/configs/ssd_mobilenet_v1_coco.config`` and its builders.
@@ -26,8 +26,8 @@ def add_mobilenet_config(cfg):
     if "MOBILENET" in cfg.MODEL:
         return cfg
     c = cfg.MODEL.MOBILENET = CN()
-    # Depth (width) multiplier: 1.0 or 0.75 for SSD (seed 004 §3.2.1, the two COCO SSD
-    # checkpoints), 0.5 for the semantic segmenters (SPEC §3; seed 004 §4.2).
+    # Depth (width) multiplier: 1.0 or 0.75 for SSD (Kolhatkar (2020) §3.2.1, the two COCO SSD
+    # checkpoints), 0.5 for the semantic segmenters (docs/DESIGN.md §3; Kolhatkar (2020) §4.2).
     c.DEPTH_MULTIPLIER = 1.0
     # Smallest layer depth after the multiplier: TF-slim mobilenet_v1 default (8).
     c.MIN_DEPTH = 8
@@ -35,11 +35,11 @@ def add_mobilenet_config(cfg):
     # 16) and conv13 (stride 32) feed SSD (TF OD API ssd_mobilenet_v1 feature extractor:
     # Conv2d_11_pointwise, Conv2d_13_pointwise); conv5 (stride 8) is the FCN-8 skip.
     c.OUT_FEATURES = ["conv11", "conv13"]
-    # 32 (Table 2.5), or 16 / 8 with atrous convolutions (seed 004 §4.2, DeepLab-style as
+    # 32 (Table 2.5), or 16 / 8 with atrous convolutions (Kolhatkar (2020) §4.2, DeepLab-style as
     # TF-slim's mobilenet_v1_base(output_stride=...)).
     c.OUTPUT_STRIDE = 32
     # Multiplies the dilation of conv13's depthwise conv ("atrous rate of the last layer",
-    # seed 004 §4.3 studies 1, 3, 5); 1 = Table 2.5.
+    # Kolhatkar (2020) §4.3 studies 1, 3, 5); 1 = Table 2.5.
     c.LAST_ATROUS_RATE = 1
     # detectron2 norm name: "BN" (§2.3.4: every conv is followed by batch normalization; the
     # TF OD API trains it: batch_norm { train: true }), "FrozenBN", "SyncBN".
@@ -63,16 +63,16 @@ def add_mobilenet_config(cfg):
 def add_ssd_config(cfg):
     """MODEL.SSD, INPUT.SSD_SIZE, and MODEL.MOBILENET (SSD's backbone)."""
     add_mobilenet_config(cfg)
-    # Fixed square input side of the "ssd" mapper: 640 (seed 004 §3.2.1 "Input Size"; a
+    # Fixed square input side of the "ssd" mapper: 640 (Kolhatkar (2020) §3.2.1 "Input Size"; a
     # multiple of 32 so no padding is needed). 300 is SSD's usual size (§3.1.2).
     cfg.INPUT.SSD_SIZE = 640
 
     s = cfg.MODEL.SSD = CN()
     # Foreground classes; the background is class index 0 of the classifier (TF OD API and
-    # original SSD convention). 80 = COCO; 1 for COCO person (seed 004 ch. 5).
+    # original SSD convention). 80 = COCO; 1 for COCO person (Kolhatkar (2020) ch. 5).
     s.NUM_CLASSES = 80
     # Backbone maps fed to the predictor before the extra layers: the last two MobileNet
-    # stages (seed 004 §3.1.1, Fig. 3.1; TF OD API ssd_mobilenet_v1 feature extractor).
+    # stages (Kolhatkar (2020) §3.1.1, Fig. 3.1; TF OD API ssd_mobilenet_v1 feature extractor).
     s.IN_FEATURES = ["conv11", "conv13"]
     # Extra layers after the backbone, each a 1x1 conv to depth/2 then a 3x3 stride-2 conv
     # to depth, both BN + activation (TF OD API ssd_mobilenet_v1: layer_depth
@@ -83,20 +83,21 @@ def add_ssd_config(cfg):
     # Smallest extra-layer depth after the multiplier: TF OD API feature extractor min_depth.
     s.EXTRA_MIN_DEPTH = 16
     # Kernel of the class / box predictor convs (with bias, no BN): 1 in the TF OD API
-    # ssd_mobilenet_v1_coco box_predictor (kernel_size: 1), which reproduces seed 004's SSD
-    # parameter count exactly (5 543 558 for one class, SPEC §2); the SSD paper uses 3.
+    # ssd_mobilenet_v1_coco box_predictor (kernel_size: 1), which reproduces Kolhatkar's (2020) SSD
+    # parameter count exactly (5 543 558 for one class, docs/DESIGN.md §2); the SSD paper uses 3.
     s.PREDICTOR_KERNEL_SIZE = 1
 
-    # Default boxes (seed 004 §3.1.1, eq. 3.1): s_k = s_min + (s_max - s_min)(k - 1)/(m - 1)
+    # Default boxes (Kolhatkar (2020) §3.1.1, eq. 3.1): s_k = s_min + (s_max - s_min)(k - 1)/(m - 1)
     # over the m feature maps.
     s.MIN_SCALE = 0.2  # §3.1.1 (TF OD API: 0.2)
     s.MAX_SCALE = 0.9  # §3.1.1 (TF OD API ssd_mobilenet_v1_coco uses 0.95)
-    s.ASPECT_RATIOS = [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]  # §3.1.1
+    # Width-to-height ratios of the default boxes at each cell (§3.1.1).
+    s.BOX_RATIOS = [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]
     # One more ratio-1 box of scale sqrt(s_k s_(k+1)) per cell, s_(m+1) = 1 (SSD paper; TF
     # OD API interpolated_scale_aspect_ratio: 1.0).
     s.INTERPOLATED_SCALE = True
     # TF OD API reduce_boxes_in_lowest_layer (default true): the first map gets only three
-    # boxes, (0.1, ratio 1), (s_1, ratio 2), (s_1, ratio 1/2). Needed for seed 004's count.
+    # boxes, (0.1, ratio 1), (s_1, ratio 2), (s_1, ratio 1/2). Needed for Kolhatkar's (2020) count.
     s.REDUCE_BOXES_IN_LOWEST_LAYER = True
     # Clip default boxes to the image: the TF OD API does not (the SSD paper's Caffe code
     # does).

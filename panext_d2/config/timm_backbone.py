@@ -1,6 +1,6 @@
 """Config keys of the timm feature-extractor backbone (``build_timm_features_backbone``): any
 timm model with ``features_only`` support as a detectron2 backbone, e.g. the EfficientNet-B2
-encoder of seed 003's EfficientDet-D2 baseline (§8.4)."""
+encoder of Andrade's (2021) EfficientDet-D2 baseline (§8.4)."""
 
 from detectron2.config import CfgNode as CN
 

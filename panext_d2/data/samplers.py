@@ -1,4 +1,4 @@
-"""Image-level batch sampling for datasets dominated by empty images (seed 003 §2.4.1, §8.1).
+"""Image-level batch sampling for datasets dominated by empty images (Andrade (2021) §2.4.1, §8.1).
 
 :class:`ForegroundBalancedSampler` is an infinite, seeded, DDP-aware ``torch`` sampler of
 dataset indices. Every process receives its own stream, and every run of ``batch_size``
@@ -6,9 +6,9 @@ consecutive indices of a stream is one batch holding exactly ``round(share * bat
 foreground images (modes "under" and "over"):
 
 * ``"random"``: the baseline; each epoch is a fresh permutation of all N images;
-* ``"under"`` (seed §8.1 default): each epoch uses the limiting class in full and draws the
+* ``"under"`` (Andrade 2021, §8.1: the default): each epoch uses the limiting class in full and draws the
   other class without replacement, anew every epoch. With share 50% and foreground as the
-  minority this is the seed's epoch of 2 * N_minority images, the majority redrawn each time;
+  minority this is the thesis' epoch of 2 * N_minority images, the majority redrawn each time;
 * ``"over"``: each epoch uses the larger class in full and draws the smaller one with
   replacement, so an epoch has 2 * N_majority images at share 50%.
 
@@ -18,7 +18,7 @@ every global batch, so the streams are disjoint within an epoch (up to the repea
 over-sampling makes by design). Leftovers that do not fill a global batch are dropped, and
 they differ from epoch to epoch.
 
-"Epochs" in seed 003 §7.3.4 (30 for SIIM-ACR, 37 for COCO BikeCar) count these sampling
+"Epochs" in Andrade (2021) §7.3.4 (30 for SIIM-ACR, 37 for COCO BikeCar) count these sampling
 epochs; :func:`iterations_for_epochs` turns them into ``SOLVER.MAX_ITER``. Example: SIIM-ACR
 train, 8 647 images of which 2 097 (24.25%) are foreground, batch 16, share 50%, one process:
 an under-sampling epoch is 2 097 // 8 = 262 iterations (4 192 images ~ 2 * N_min), so 30
@@ -148,7 +148,7 @@ class ForegroundBalancedSampler(Sampler):
             self.world_size,
         )
         # Over-sampling: the kind that sets the epoch length (0 foreground, 1 background) is
-        # used in full; the other one is drawn with replacement (seed §2.4.1).
+        # used in full; the other one is drawn with replacement (Andrade 2021, §2.4.1).
         self._pools = ((self.foreground, self.k_fg), (self.background, self.k_bg))
         need = [math.ceil(len(pool) / k) if k else 0 for pool, k in self._pools]
         self._used_in_full = int(need[1] > need[0])

@@ -1,7 +1,7 @@
-"""AP and AR at IoU 0.50 with the COCO size breakdown (seed 004 §5.2; evaluator_type
+"""AP and AR at IoU 0.50 with the COCO size breakdown (Kolhatkar (2020) §5.2; evaluator_type
 "coco_ap50").
 
-Seed 004 reports, for an IoU threshold of 0.50 only ("like the PASCAL VOC dataset"): AP, AP
+Kolhatkar (2020) reports, for an IoU threshold of 0.50 only ("like the PASCAL VOC dataset"): AP, AP
 small / medium / large, AR for 1, 10 and 100 detections, AR small / medium / large, for
 boxes and masks. That is pycocotools' ``COCOeval`` with ``params.iouThrs = [0.5]``: its
 ``stats`` then hold AP (0), APs / APm / APl (3-5), AR@1 / 10 / 100 (6-8), ARs / ARm / ARl

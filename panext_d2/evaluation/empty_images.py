@@ -1,4 +1,4 @@
-"""Metrics of seed 003 §7.2 for datasets dominated by empty images (evaluator_type
+"""Metrics of Andrade (2021) §7.2 for datasets dominated by empty images (evaluator_type
 "empty_images").
 
 * **Foreground IoU on non-empty images**: only images whose ground truth holds a foreground

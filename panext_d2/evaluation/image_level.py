@@ -1,4 +1,4 @@
-"""Image-level metrics of seed 003 §7.2 for image classifiers (evaluator_type "image_level"):
+"""Image-level metrics of Andrade (2021) §7.2 for image classifiers (evaluator_type "image_level"):
 balanced accuracy (eq. 7.1), TPR / TNR and our multi-class accuracy (exact match of the set
 of foreground classes, as in :mod:`.empty_images`), from the classifier's
 ``foreground_classes`` / ``is_foreground`` outputs and each dataset dict's

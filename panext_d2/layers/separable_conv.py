@@ -1,4 +1,4 @@
-"""Depthwise-separable convolution (seed 004 §2.3.4, Fig. 2.8).
+"""Depthwise-separable convolution (Kolhatkar (2020) §2.3.4, Fig. 2.8).
 
 A ``k x k`` depthwise convolution (one filter per input channel) followed by a ``1 x 1``
 pointwise convolution. Each part is a detectron2 :class:`~detectron2.layers.Conv2d`, so each
@@ -6,7 +6,7 @@ can carry its own normalisation and activation:
 
 * MobileNet-v1's "conv dw" layer (Table 2.5): both parts followed by BN + activation, no
   biases (``norm="BN"``, ``activation="relu6"``);
-* the ISB's 3x3 separable conv (SPEC §2): no normalisation, depthwise without bias,
+* the ISB's 3x3 separable conv (docs/DESIGN.md §2): no normalisation, depthwise without bias,
   pointwise with bias (``norm=""``, ``pointwise_bias=True``).
 """
 

@@ -1,4 +1,4 @@
-"""Smooth ReLU (SmeLU), seed 000 eq. 2.6.8 (Shamir et al., "Smooth activations and
+"""Smooth ReLU (SmeLU), Debucean (2022) eq. 2.6.8 (Shamir et al., "Smooth activations and
 reproducibility in deep networks", 2020)."""
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ class SmeLU(nn.Module):
 
     Args:
         beta: half-width of the quadratic zone. The thesis gives none; 2.0 is the default of
-            the public SmeLU implementation it most likely installed (SPEC §1).
+            the public SmeLU implementation it most likely installed (docs/DESIGN.md §1).
     """
 
     def __init__(self, beta: float = 2.0):

@@ -1,6 +1,6 @@
 """Optimizers selected by ``cfg.SOLVER.OPTIMIZER``: SGD, AdamW, RAdam, RMSProp (PyTorch or
 TF-style) and Ranger21 (pytorch-optimizer's; the ``ranger21`` 0.1.0 release applies its stable
-weight decay and norm loss to the wrong tensor, SPEC §1)."""
+weight decay and norm loss to the wrong tensor, docs/DESIGN.md §1)."""
 import logging
 from typing import Callable, Dict, Optional
 

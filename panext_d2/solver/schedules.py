@@ -1,4 +1,4 @@
-"""LR schedules beyond detectron2's: exponential step decay (seed 004) and Ranger21's own
+"""LR schedules beyond detectron2's: exponential step decay (Kolhatkar (2020)) and Ranger21's own
 warm-up / warm-down expressed as a detectron2 schedule. Every schedule is a multiplier of
 SOLVER.BASE_LR driven by detectron2's ``LRMultiplier``, so it is checkpointed and resumed
 with the trainer."""

@@ -4,8 +4,8 @@ Used by ``tools/benchmark.py`` and ``tools/analyze_model.py``. Conventions:
 
 * parameters: ``trainable`` counts parameters with ``requires_grad``; ``trainable_plus_bn_stats``
   adds the running mean and variance of every BatchNorm (``FrozenBatchNorm2d`` included), which
-  is what TensorFlow's variable count reports for a model with trainable BatchNorms (SPEC: the
-  seeds' tables are TensorFlow counts);
+  is what TensorFlow's variable count reports for a model with trainable BatchNorms (the
+  parameter tables of Kolhatkar (2020) are TensorFlow counts, docs/DESIGN.md §2.2);
 * FLOPs: fvcore's count on one input, where a fused multiply-add counts as one flop; operators
   fvcore has no formula for are listed, not guessed;
 * latency: batch 1, ``torch.inference_mode()``, warm-up runs first, wall clock per run with

@@ -1,5 +1,5 @@
 """Every YAML under configs/ loads and builds; the PaNeXt recipes resolve to the thesis'
-values (seed 000 §3.3, SPEC §1); both PaNeXt variants train and infer at narrow widths."""
+values (Debucean (2022) §3.3, docs/DESIGN.md §1); both PaNeXt variants train and infer at narrow widths."""
 
 import glob
 import math
@@ -34,7 +34,7 @@ PANEXT_RECIPES = {
 
 
 # Parameters (M, frozen stem and stage 1 included) by extended stages: PaNeXt, PaNeXt-e as
-# the text says, size-matched PaNeXt-e (SPEC §1: a faithful PaNeXt has about 41 M).
+# the text says, size-matched PaNeXt-e (docs/DESIGN.md §1: a faithful PaNeXt has about 41 M).
 PANEXT_PARAMS = {None: 40.21, (1, 2, 4): 70.82, (1, 2): 42.50}
 
 

@@ -111,7 +111,7 @@ def test_two_ranks(mode):
 
 
 def test_iterations_for_epochs():
-    # SIIM-ACR train (seed 003 §7.1.1): 8647 images, 24.25% foreground; batch 16, 30 epochs
+    # SIIM-ACR train (Andrade (2021) §7.1.1): 8647 images, 24.25% foreground; batch 16, 30 epochs
     fg, bg = 2097, 8647 - 2097
     assert iterations_for_epochs(30, fg, bg, 16, "under") == 30 * (2097 // 8) == 7860
     assert iterations_for_epochs(30, fg, bg, 16, "over") == 30 * -(-6550 // 8) == 24570

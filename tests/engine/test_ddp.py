@@ -4,6 +4,7 @@ import gc
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -11,6 +12,8 @@ from detectron2.utils import comm
 from detectron2.utils.events import EventStorage
 
 from panext_d2.engine import AccumulatingTrainer, wrap_ddp
+
+pytestmark = pytest.mark.slow  # trains / launches processes: see README, Running tests
 
 
 class _Linear(torch.nn.Module):

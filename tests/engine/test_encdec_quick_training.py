@@ -3,12 +3,15 @@ sampler, "semantic" mapper, RAdam + cosine) on synthetic_sparse_train: the loss 
 import os
 
 import numpy as np
+import pytest
 import torch
 
 from panext_d2 import get_panext_cfg
 
 from tests.conftest import REPO_ROOT
 from tests.engine.quick_training import train_and_read_losses
+
+pytestmark = pytest.mark.slow  # trains / launches processes: see README, Running tests
 
 CONFIG = os.path.join(REPO_ROOT, "configs/quick_schedules/encdec_proposed_synthetic_cpu.yaml")
 

@@ -16,6 +16,8 @@ from panext_d2.data.catalog.synthetic import register_synthetic_panoptic
 
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # trains / launches processes: see README, Running tests
+
 QUICK = os.path.join(REPO_ROOT, "configs/quick_schedules/panext_synthetic_cpu.yaml")
 QUICK_E = os.path.join(REPO_ROOT, "configs/quick_schedules/panext_e_synthetic_cpu.yaml")
 TRAIN_SET = "panext_quick_test_train"

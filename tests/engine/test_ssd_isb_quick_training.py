@@ -4,10 +4,13 @@ detection and mask losses fall clearly within a few dozen updates from scratch."
 import os
 
 import numpy as np
+import pytest
 
 from panext_d2 import get_panext_cfg
 from tests.conftest import REPO_ROOT
 from tests.engine.quick_training import train_and_read_losses
+
+pytestmark = pytest.mark.slow  # trains / launches processes: see README, Running tests
 
 QUICK = os.path.join(REPO_ROOT, "configs/quick_schedules/ssd_isb_ms_synthetic_cpu.yaml")
 

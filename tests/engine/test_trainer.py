@@ -50,6 +50,7 @@ def test_checkpoint_period_fraction():
         resolve_checkpoint_period(cfg)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     schedule = ["SOLVER.MAX_ITER", "16", "SOLVER.CHECKPOINT_PERIOD_FRACTION", "0.25",
                 "DATASETS.TEST", "()"]
@@ -78,6 +79,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     assert (tmp_path / "model_final.pth").exists()
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_train_and_evaluate_then_eval_only(tmp_path):
     out = _finish(_train_net("--num-gpus", "2", "SOLVER.MAX_ITER", "3", output_dir=tmp_path / "ddp"), 400)
     assert "world size: 2" in out.lower() or "Rank of current process: 1" in out

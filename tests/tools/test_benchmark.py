@@ -174,6 +174,7 @@ def tiny_semseg_dataset(tmp_path):
     MetadataCatalog.remove(name)
 
 
+@pytest.mark.slow
 def test_benchmark_cli_two_configs_writes_json(tmp_path, tiny_semseg_dataset):
     small, wide = tmp_path / "small_fpn.yaml", tmp_path / "wide_fpn.yaml"
     small.write_text(TINY_SEMSEG.format(fpn=16))
@@ -235,6 +236,7 @@ print(before - _proc_status_kib("VmRSS"))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["default", "retain"])
 def test_retain_freed_memory_keeps_freed_blocks_resident(mode):
     out = subprocess.run([sys.executable, "-c", _RSS_DROP_AFTER_FREE, mode], capture_output=True,
@@ -246,6 +248,7 @@ def test_retain_freed_memory_keeps_freed_blocks_resident(mode):
         assert dropped_kib > 12 << 10
 
 
+@pytest.mark.slow
 def test_run_isolated_runs_in_another_process():
     assert run_isolated(os.getpid) != os.getpid()
 
@@ -278,6 +281,7 @@ def test_calibrate_batchnorm_sets_the_statistics_of_the_input():
     torch.testing.assert_close(out.var((0, 2, 3), unbiased=False), torch.ones(5), atol=1e-3, rtol=0)
 
 
+@pytest.mark.slow
 def test_calibrate_batchnorm_gives_random_mask_rcnn_detections():
     """Random ResNet-50 weights with FrozenBatchNorm at identity leave Mask R-CNN without a
     single detection; calibrated, it detects like a trained model (boxes scored ~0.5)."""

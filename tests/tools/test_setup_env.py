@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # trains / launches processes: see README, Running tests
+
 SCRIPT = os.path.join(REPO_ROOT, "tools", "setup_env.sh")
 
 

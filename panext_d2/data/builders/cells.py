@@ -1,4 +1,4 @@
-"""Encompassing boxes on a feature grid (seed 004 §3.1.3).
+"""Encompassing boxes on a feature grid (Kolhatkar (2020) §3.1.3).
 
 A box is grown outwards to the cell boundaries of a feature map, so it can be cropped
 without interpolation; its *shape* is its (height, width) in cells. SSD-ISB uses a 640x640

@@ -1,11 +1,11 @@
-"""Cityscapes person crops (seed 004 §4.3).
+"""Cityscapes person crops (Kolhatkar (2020) §4.3).
 
 Every person instance of ``cityscapes/gtFine/{split}/*/*_gtFine_instanceIds.png`` (label 24,
 instance ids 24000 + k; person groups, stored as plain 24, are not instances) gives one crop
 of ``leftImg8bit``: its bounding box, kept centred, grows in height or width to the aspect
-h / w = 5 / 3 (the seed's "approximately 1.67", that of 320x192 and 160x96), then by
+h / w = 5 / 3 (the thesis' "approximately 1.67", that of 320x192 and 160x96), then by
 ``background`` percent of its height (width) on the top and bottom (left and right) sides;
-the crop is resized to each output size without changing its aspect. The seed names no
+the crop is resized to each output size without changing its aspect. The thesis names no
 selection rule, so every instance is kept; parts of a crop beyond the image border are
 zero-padded (image and mask), which keeps the person centred. Only the centred person is
 labelled: mask 1 on its pixels, 0 elsewhere.
@@ -28,7 +28,7 @@ from .common import progress, write_json
 SPLITS = ("train", "val")
 SIZES = ((320, 192), (160, 96))
 BACKGROUNDS = (0, 5, 10)
-ASPECT = 5 / 3
+HEIGHT_TO_WIDTH = 5 / 3
 PERSON_LABEL_ID = 24
 CLASSES = ("background", "person")
 
@@ -57,7 +57,7 @@ def person_instances(instance_ids):
     return ids, np.concatenate([lo, hi], axis=1)
 
 
-def crop_boxes(boxes, aspect=ASPECT, background=0):
+def crop_boxes(boxes, aspect=HEIGHT_TO_WIDTH, background=0):
     """Integer crop boxes (N, 4) XYXY centred on ``boxes``, of aspect h / w ≈ ``aspect``.
 
     The shorter side grows to the aspect, then each side grows by ``background`` percent
@@ -135,7 +135,7 @@ def build_split(root, split, backgrounds=BACKGROUNDS):
         stats.images += 1
         stats.crops += len(ids)
         for bg in backgrounds:
-            for instance_id, box in zip(ids, crop_boxes(boxes, ASPECT, bg)):
+            for instance_id, box in zip(ids, crop_boxes(boxes, HEIGHT_TO_WIDTH, bg)):
                 image_crop = crop_padded(image, box)
                 mask_crop = (crop_padded(instance_ids, box) == instance_id).astype(np.uint8)
                 name = f"{stem}_{instance_id}.png"

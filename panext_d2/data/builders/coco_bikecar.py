@@ -1,4 +1,4 @@
-"""COCO BikeCar (seed 003 §7.1.2, Table 7.2): every COCO image, foreground bicycle and car.
+"""COCO BikeCar (Andrade (2021) §7.1.2, Table 7.2): every COCO image, foreground bicycle and car.
 
 Per split (COCO train2017 / val2017) the builder writes one semantic PNG per image,
 ``coco_bikecar/sem_seg/{split}2017/<image id:012d>.png`` (0 background, 1 bicycle, 2 car),

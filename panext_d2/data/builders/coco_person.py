@@ -1,4 +1,4 @@
-"""COCO person subset and its ISB-shape subset (seed 004 §5.1.2, §5.2.1, Table 5.1).
+"""COCO person subset and its ISB-shape subset (Kolhatkar (2020) §5.1.2, §5.2.1, Table 5.1).
 
 * ``coco_person``: the images with at least one person annotation (crowd included) and
   only their person annotations.

@@ -31,7 +31,7 @@ def format_table(header, rows):
 
 
 class SemSegStats:
-    """Image- and pixel-level class shares of label maps (seed 003, Tables 7.1 and 7.2).
+    """Image- and pixel-level class shares of label maps (Andrade (2021), Tables 7.1 and 7.2).
 
     Class 0 is the background; label values beyond the classes (the ignore label 255)
     count for no class and are left out of the pixel total. An image is empty when it has

@@ -1,4 +1,4 @@
-"""SIIM-ACR pneumothorax (seed 003 §7.1.1, Table 7.1).
+"""SIIM-ACR pneumothorax (Andrade (2021) §7.1.1, Table 7.1).
 
 Input, under ``siim_acr/`` (Kaggle's stage-1 files):
 

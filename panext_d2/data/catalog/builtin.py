@@ -1,4 +1,4 @@
-"""Registrations of the seeds' datasets, read from ``$DETECTRON2_DATASETS`` (default ``datasets``).
+"""Registrations of the theses' datasets, read from ``$DETECTRON2_DATASETS`` (default ``datasets``).
 
 COCO panoptic and Cityscapes themselves are detectron2's built-ins. The sets below are
 built from them (and from SIIM-ACR) by ``tools/build_*.py``; the layout under
@@ -99,12 +99,12 @@ def _register_coco_person(root):
             _register(
                 name, partial(_load_coco, json_file, image_root, name, tool, root),
                 json_file=json_file, image_root=image_root, thing_classes=["person"],
-                evaluator_type="coco_ap50",  # seed 004 §5.1: AP/AR at IoU 0.5
+                evaluator_type="coco_ap50",  # Kolhatkar (2020) §5.1: AP/AR at IoU 0.5
             )
 
 
 def _sem_seg_metadata(classes, image_root, mask_root, evaluator_type="empty_images"):
-    """Empty-image-dominated sets use seed 003's metrics (fg IoU on non-empty images,
+    """Empty-image-dominated sets use Andrade's (2021) metrics (fg IoU on non-empty images,
     image-level balanced accuracy); the person crops use plain IoU ("sem_seg")."""
     return dict(stuff_classes=list(classes), ignore_label=IGNORE_LABEL,
                 evaluator_type=evaluator_type, image_root=image_root, sem_seg_root=mask_root)

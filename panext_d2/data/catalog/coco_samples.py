@@ -1,7 +1,8 @@
 """The real COCO val2017 panoptic samples (two images) under detectron2's COCO conventions.
 
-Root: ``$PANEXT_COCO_SAMPLES``, default ``<repository>/../shared/data/coco_panoptic_samples``
-(images/, panoptic/, panoptic_examples.json, instances_detection_format.json). The root is
+Root: ``$PANEXT_COCO_SAMPLES``, default the copy vendored in the repository,
+``tests/data/coco_panoptic_samples`` (images/, panoptic/, panoptic_examples.json,
+instances_detection_format.json; origin and licences in its README). The root is
 read-only: the derived files (semantic PNGs of both conventions and a things-only instance
 JSON, as COCO's instances_val2017.json) are generated into the cache on first load.
 
@@ -29,7 +30,7 @@ from .synthetic.register import register_dataset
 
 SAMPLES_ENV = "PANEXT_COCO_SAMPLES"
 KIND = "coco_panoptic_samples"
-REPO_ROOT = Path(__file__).resolve().parents[3]
+VENDORED_SAMPLES = Path(__file__).resolve().parents[3] / "tests/data/coco_panoptic_samples"
 
 STANDARD_META = _get_builtin_metadata("coco_panoptic_standard")
 SEPARATED_META = _get_builtin_metadata("coco_panoptic_separated")
@@ -37,10 +38,8 @@ INSTANCES_META = _get_builtin_metadata("coco")
 
 
 def samples_root() -> Path:
-    """``$PANEXT_COCO_SAMPLES``, or ``shared/data/coco_panoptic_samples`` beside the repository."""
-    return Path(
-        os.environ.get(SAMPLES_ENV) or REPO_ROOT.parent / "shared/data/coco_panoptic_samples"
-    )
+    """``$PANEXT_COCO_SAMPLES``, or the samples vendored in the repository's tests."""
+    return Path(os.environ.get(SAMPLES_ENV) or VENDORED_SAMPLES)
 
 
 def _source_paths(root: Path) -> dict:

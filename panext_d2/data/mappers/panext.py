@@ -1,5 +1,5 @@
 """Dataset mapper of PaNeXt ("panext_panoptic"): image + panoptic PNG -> resized, flipped
-image, thing ``instances`` and a stuff ``sem_seg`` target (seed 000 §3.3.1)."""
+image, thing ``instances`` and a stuff ``sem_seg`` target (Debucean (2022) §3.3.1)."""
 
 import copy
 

@@ -1,4 +1,4 @@
-"""Mapper "semantic" for the seed-003 segmenter: fixed-size resize (seed 003 §7.3.4: 512x512),
+"""Mapper "semantic" for the Andrade (2021) segmenter: fixed-size resize (Andrade (2021) §7.3.4: 512x512),
 horizontal flip as the only training augmentation, an int64 ``sem_seg`` target; the record's
 ``foreground_classes`` (image-level labels) and original ``height`` / ``width`` are kept."""
 

@@ -1,7 +1,7 @@
 """Mapper "ssd": detectron2's DatasetMapper with SSD's fixed-size input.
 
 Every image is resized, aspect ratio not kept, to ``INPUT.SSD_SIZE`` x ``INPUT.SSD_SIZE``
-(640, seed 004 §3.2.1; TF OD API ``fixed_shape_resizer``, bilinear), then flipped
+(640, Kolhatkar (2020) §3.2.1; TF OD API ``fixed_shape_resizer``, bilinear), then flipped
 horizontally at random in training (``INPUT.RANDOM_FLIP``; TF OD API
 ``random_horizontal_flip``). The TF OD API config also applies ``ssd_random_crop``; the
 thesis does not mention it and it is not reproduced.

@@ -1,4 +1,4 @@
-"""timm's ConvNeXt as a detectron2 backbone, and the PaNeXt-e variant (seed 000 §3.1.1).
+"""timm's ConvNeXt as a detectron2 backbone, and the PaNeXt-e variant (Debucean (2022) §3.1.1).
 
 Outputs ``res2..res5`` (stage 1-4 outputs, strides 4/8/16/32). Parameter names are timm's
 (``stem.*``, ``stages.{i}.downsample.*``, ``stages.{i}.blocks.{j}.*``) without the
@@ -52,7 +52,7 @@ class ExtendedMlp(Mlp):
     ``fc1``/``fc2`` keep timm's names, so timm checkpoints load into them; only ``fc_mid``
     has no pretrained weights. All linears are initialised as timm initialises ConvNeXt
     linears (truncated normal, std 0.02, zero bias). ``act_mid`` is the thesis' unstated
-    choice (SPEC §1): the block's activation by default, identity if ``mid_act`` is False.
+    choice (docs/DESIGN.md §1): the block's activation by default, identity if ``mid_act`` is False.
     """
 
     def __init__(self, in_features: int, hidden_features: int, act_layer, mid_act: bool = True):
@@ -188,7 +188,7 @@ class PaNeXtEBackbone(ConvNeXtBackbone):
     """PaNeXt-e's "improved ConvNeXt-tiny" (§3.1.1): SmeLU instead of GELU in every block,
     and :class:`ExtendedMlp` (extra pointwise 4C -> 4C) in the blocks of
     ``extended_stages``. The text says stages (1, 2, 4); the reported 165 MB model size
-    fits (1, 2) (SPEC §1, "Known inconsistency"). Other arguments as
+    fits (1, 2) (docs/DESIGN.md §1.2). Other arguments as
     :class:`ConvNeXtBackbone`.
     """
 

@@ -1,4 +1,4 @@
-"""MobileNet-v1 (Howard et al. 2017) as a detectron2 backbone (seed 004 §2.3.4, Table 2.5).
+"""MobileNet-v1 (Howard et al. 2017) as a detectron2 backbone (Kolhatkar (2020) §2.3.4, Table 2.5).
 
 Layers follow Table 2.5 and TensorFlow-slim's ``mobilenet_v1`` naming (``Conv2d_0`` ...
 ``Conv2d_13``): ``conv0`` is a full 3x3 stride-2 convolution to 32 channels, ``conv1`` ..
@@ -24,7 +24,7 @@ Depths are ``max(int(depth * depth_multiplier), min_depth)`` (TF-slim's ``depth`
 ``min_depth`` 8). ``output_stride`` 16 or 8 turns the strided layers past that stride into
 stride-1 layers and dilates the depthwise convolutions that follow, as TF-slim's
 ``mobilenet_v1_base(output_stride=...)`` and DeepLab do; ``last_atrous_rate`` multiplies
-the dilation of ``conv13``'s depthwise convolution (seed 004 §4.3 studies rates 1, 3, 5 for
+the dilation of ``conv13``'s depthwise convolution (Kolhatkar (2020) §4.3 studies rates 1, 3, 5 for
 "the last layer"; multiplying, rather than replacing, the output-stride dilation is our
 reading). Only the layers up to the deepest requested output are built.
 

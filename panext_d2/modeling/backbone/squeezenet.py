@@ -1,12 +1,12 @@
-"""SqueezeNet (Iandola et al. 2016) as a detectron2 backbone (seed 004 §2.3.3, Table 2.4; §4.2).
+"""SqueezeNet (Iandola et al. 2016) as a detectron2 backbone (Kolhatkar (2020) §2.3.3, Table 2.4; §4.2).
 
 Two versions, both without the classifier (``conv10`` + global pooling, removed for
-segmentation as seed 004 §4.2.1 prescribes):
+segmentation as Kolhatkar (2020) §4.2.1 prescribes):
 
 * ``"v1.0"``: Table 2.4 (7x7 ``conv1`` to 96 channels; pools after conv1, fire4, fire8);
 * ``"v1.1"``: the SqueezeNet v1.1 of the official repository and torchvision (3x3 ``conv1`` to
   64 channels; pools after conv1, fire3, fire5). The default: Table 4.2's counts match it
-  (SqzNet-Base 732 243 = 722 496 feature parameters + a 512 -> 19 scoring conv), see SPEC §3.
+  (SqzNet-Base 732 243 = 722 496 feature parameters + a 512 -> 19 scoring conv), see docs/DESIGN.md §3.
 
 The names carry a "v" so that no YAML or command-line value of MODEL.SQUEEZENET.VERSION
 parses as a number (yacs literal-evaluates values, turning ``1.1`` into a float).

@@ -1,5 +1,5 @@
 """Any timm model with ``features_only`` support as a detectron2 backbone (``MODEL.TIMM``),
-e.g. the EfficientNet-B2 encoder of seed 003's EfficientDet-D2 baseline (§5.5, §8.4).
+e.g. the EfficientNet-B2 encoder of Andrade's (2021) EfficientDet-D2 baseline (§5.5, §8.4).
 
 Outputs are named ``c<log2 stride>`` after timm's ``feature_info``: EfficientNet-B2 with
 ``OUT_INDICES`` [1, 2, 3, 4] gives ``c2..c5`` (24 / 48 / 120 / 352 channels, strides 4 / 8

@@ -1,4 +1,4 @@
-"""Seed-003 encoder-decoder segmenter (SPEC §4); importing registers ``EncDecSegmentor``,
+"""Andrade (2021) encoder-decoder segmenter (docs/DESIGN.md §4); importing registers ``EncDecSegmentor``,
 ``ImageClassifier``, ``TwoStageSegmentor`` and the decoders (``UNetDecoder``,
 ``BiFPNDecoder``, ``FaPNDecoder``)."""
 

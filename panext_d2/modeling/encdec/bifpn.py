@@ -1,4 +1,4 @@
-"""Weighted BiFPN decoder of EfficientDet (seed 003 §5.5, Fig. 5.7 c), eq. 5.2), the decoder
+"""Weighted BiFPN decoder of EfficientDet (Andrade (2021) §5.5, Fig. 5.7 c), eq. 5.2), the decoder
 of the EfficientDet-D2 baseline of §8.4 (EfficientNet-B2 + 5 BiFPN layers of width 112).
 
 Levels: the encoder features ``in_features`` (finest first, e.g. C3-C5), each brought to
@@ -192,7 +192,7 @@ def _projection(in_channels: int, out_channels: int, norm: str) -> nn.Module:
 
 @ENCDEC_DECODER_REGISTRY.register()
 class BiFPNDecoder(nn.Module):
-    """Stacked weighted BiFPN layers (seed 003 §5.5) on ``in_features`` (finest first,
+    """Stacked weighted BiFPN layers (Andrade (2021) §5.5) on ``in_features`` (finest first,
     consecutive strides doubling) plus ``num_extra_levels`` pooled levels.
 
     ``forward`` returns the last layer's outputs coarsest first (P7 .. P3 for C3-C5 and two

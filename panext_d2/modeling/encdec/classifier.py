@@ -1,4 +1,4 @@
-"""Image classifier of seed 003's two-stage baseline (§7, §8.2): a registered detectron2
+"""Image classifier of Andrade's (2021) two-stage baseline (§7, §8.2): a registered detectron2
 backbone (ResNet-50, §7.3.1), global average pooling and a linear layer, trained with the
 (binary) cross-entropy (§7.3.3) on image-level labels taken from each dataset dict's
 ``foreground_classes``.

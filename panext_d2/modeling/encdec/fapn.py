@@ -1,4 +1,4 @@
-"""Feature-aligned Pyramid Network decoder (Huang et al. 2021; seed 003 §5.6, the
+"""Feature-aligned Pyramid Network decoder (Huang et al. 2021; Andrade (2021) §5.6, the
 "ResNet50-FaPN" baseline of §8.4 / Table 8.4).
 
 FaPN is detectron2's FPN with two changes (paper §3, Fig. 2):
@@ -6,7 +6,7 @@ FaPN is detectron2's FPN with two changes (paper §3, Fig. 2):
 * every lateral connection C_i goes through a feature selection module (FSM, §3.2, seed
   §5.6.2) instead of a bare 1x1 conv;
 * the top-down path aligns the upsampled coarser level to the lateral with a feature
-  alignment module (FAM, §3.1, seed §5.6.1): a modulated deformable 3x3 conv (DCNv2) whose
+  alignment module (FAM, §3.1, Andrade 2021 §5.6.1): a modulated deformable 3x3 conv (DCNv2) whose
   offsets and masks are predicted from the concatenated lateral and upsampled map.
 
 Each level then has FPN's 3x3 output conv. Decisions where the paper is silent follow the
@@ -36,7 +36,7 @@ __all__ = ["FaPNDecoder", "FeatureAlignmentModule", "FeatureSelectionModule"]
 
 
 class FeatureSelectionModule(nn.Module):
-    """FSM (paper §3.2, seed §5.6.2): ``proj(x + x * sigmoid(att(avgpool(x))))``.
+    """FSM (paper §3.2, Andrade 2021 §5.6.2): ``proj(x + x * sigmoid(att(avgpool(x))))``.
 
     ``att`` is a bias-free 1x1 conv (``in_channels`` -> ``in_channels``) on the globally
     average-pooled input, so each channel is re-weighted by a factor in (1, 2); ``proj`` is the
@@ -62,7 +62,7 @@ class FeatureSelectionModule(nn.Module):
 
 
 class FeatureAlignmentModule(nn.Module):
-    """FAM (paper §3.1, seed §5.6.1): aligns the coarser level to the (selected) lateral.
+    """FAM (paper §3.1, Andrade 2021 §5.6.1): aligns the coarser level to the (selected) lateral.
 
     ``forward(lateral, coarse)``: ``up`` = ``coarse`` bilinearly resized to the lateral's size;
     a 1x1 conv on ``[lateral, 2 * up]`` predicts, per offset group and 3x3 tap, a (dy, dx)

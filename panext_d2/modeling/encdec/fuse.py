@@ -1,4 +1,4 @@
-"""Multi-level fuse block of seed 003 eq. 6.2: Z' = psi2(F(psi1(X))), psi = squeeze-and-
+"""Multi-level fuse block of Andrade (2021) eq. 6.2: Z' = psi2(F(psi1(X))), psi = squeeze-and-
 excitation, F = three 3x3 conv-BN-ReLU; each part can be switched off (Table 8.5)."""
 
 import torch

@@ -1,4 +1,4 @@
-"""Inverted hypercolumns of seed 003 eq. 6.1: X = sum_i phi_i(F_i) over the decoder outputs,
+"""Inverted hypercolumns of Andrade (2021) eq. 6.1: X = sum_i phi_i(F_i) over the decoder outputs,
 phi_i = bilinear upsampling to the finest output's size + 1x1 conv to a common width C."""
 
 from typing import List, Sequence

@@ -1,4 +1,4 @@
-"""Losses of seed 003 §6.2: pixel cross-entropy or focal loss on every image, plus the
+"""Losses of Andrade (2021) §6.2: pixel cross-entropy or focal loss on every image, plus the
 auxiliary foreground soft-Dice of eq. 6.3 on the images that contain foreground (eq. 6.4:
 L = L_main + alpha * L_fg). Label 0 is the background class B.
 

@@ -1,4 +1,4 @@
-"""Seed-003 encoder-decoder segmenter (SPEC §4): a registered detectron2 backbone as encoder,
+"""Andrade (2021) encoder-decoder segmenter (docs/DESIGN.md §4): a registered detectron2 backbone as encoder,
 the U-Net decoder, optionally the inverted hypercolumns and the multi-level fuse block, a 1x1
 classifier and a final bilinear upsampling to the input size. Outputs detectron2's
 ``sem_seg`` (K x height x width logits) at inference and a loss dict in training."""

@@ -1,4 +1,4 @@
-"""Two-stage baseline of seed 003 (§7, §8.2, Tables 8.2 / 8.3): an image classifier filters
+"""Two-stage baseline of Andrade (2021) (§7, §8.2, Tables 8.2 / 8.3): an image classifier filters
 out the images it predicts empty, and a segmenter segments the rest.
 
 The model is built from two configs and two checkpoints:

@@ -1,4 +1,4 @@
-"""U-Net decoder of seed 003 §6.1.1: bilinear upsampling instead of transposed convolutions,
+"""U-Net decoder of Andrade (2021) §6.1.1: bilinear upsampling instead of transposed convolutions,
 element-wise sum instead of concatenation in the skips, two 3x3 conv-BN-ReLU per stage."""
 
 from typing import Dict, List, Sequence

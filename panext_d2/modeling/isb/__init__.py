@@ -1,4 +1,4 @@
-"""SSD-ISB's instance segmentation branches (seed 004 ch. 3) and the SSDISB meta-architecture."""
+"""SSD-ISB's instance segmentation branches (Kolhatkar (2020) ch. 3) and the SSDISB meta-architecture."""
 from .branches import ISBBranch
 from .encompassing import (
     cell_shapes,

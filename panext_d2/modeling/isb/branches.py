@@ -1,7 +1,7 @@
-"""One instance segmentation branch (seed 004 Fig. 3.4, §3.1.2, §3.2.1 "Instance
+"""One instance segmentation branch (Kolhatkar (2020) Fig. 3.4, §3.1.2, §3.2.1 "Instance
 Segmentation Branch Architecture").
 
-The parameter tables pin the branch down exactly (SPEC §2: seed 004's counts are a common
+The parameter tables pin the branch down exactly (docs/DESIGN.md §2: Kolhatkar's (2020) counts are a common
 SSD base plus n x 247 073 for n branches at depth multiplier 1.0, one class)::
 
     stride-32 crop (C32) -- 3x3 depthwise-separable conv -> 128   dw: no bias; pw: bias; no BN

@@ -1,4 +1,4 @@
-"""Encompassing boxes and cell-aligned crops (seed 004 §3.1.3, §3.1.5 "Implementation").
+"""Encompassing boxes and cell-aligned crops (Kolhatkar (2020) §3.1.3, §3.1.5 "Implementation").
 
 A box is grown outwards to the cell boundaries of the stride-32 feature grid; its *shape*
 is its (height, width) in cells. Because the encompassing box lies on cell edges, its crop
@@ -225,7 +225,7 @@ def crop_resize_cells(
         feature, image_index, cells, scale: as in :func:`crop_cells`.
         out_size: (h, w) in stride-32 cells; the crop is ``(h * scale, w * scale)``.
         pool: resize to twice that size, then 2x2 max-pool (Mask R-CNN's crop, used by the
-            Single-Branch ISB, seed 004 §3.1.4). Computed as the maximum of the four
+            Single-Branch ISB, Kolhatkar (2020) §3.1.4). Computed as the maximum of the four
             sub-grids of the doubled grid, so the doubled crop is never stored.
 
     Returns:

@@ -1,4 +1,4 @@
-"""The instance segmentation branches of SSD-ISB as one head (seed 004 §3.1.5
+"""The instance segmentation branches of SSD-ISB as one head (Kolhatkar (2020) §3.1.5
 "Implementation", steps 1-5):
 
 1. encompassing boxes of the given boxes on the stride-32 grid;

@@ -1,4 +1,4 @@
-"""Mask targets, mask loss and mask pasting of the instance segmentation branches (seed 004
+"""Mask targets, mask loss and mask pasting of the instance segmentation branches (Kolhatkar (2020)
 §3.1.2 "Loss Function", §3.2.1 "Loss", "Mask Binarization Threshold").
 
 * Targets: the ground-truth mask cropped to the box's *encompassing* box (what the branch

@@ -1,4 +1,4 @@
-"""SSD-ISB: SSD with instance segmentation branches (seed 004 ch. 3, Fig. 3.3 / 3.9).
+"""SSD-ISB: SSD with instance segmentation branches (Kolhatkar (2020) ch. 3, Fig. 3.3 / 3.9).
 
 The detector is :class:`~panext_d2.modeling.ssd.SSD`, unchanged; :class:`ISBHead` adds the
 masks:

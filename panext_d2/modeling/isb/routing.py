@@ -1,4 +1,4 @@
-"""Which branch segments which box (seed 004 §3.1.4, §3.1.5, §3.2.1, §5.2).
+"""Which branch segments which box (Kolhatkar (2020) §3.1.4, §3.1.5, §3.2.1, §5.2).
 
 A variant is a table of branches (:class:`BranchSpec`: input shape in stride-32 cells,
 whether crops of other shapes are resized to it, whether the resize is Mask R-CNN's

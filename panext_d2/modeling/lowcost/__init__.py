@@ -1,4 +1,4 @@
-"""Low-cost semantic segmenters of seed 004 ch. 4 (SPEC §3): heads for detectron2's
+"""Low-cost semantic segmenters of Kolhatkar (2020) ch. 4 (docs/DESIGN.md §3): heads for detectron2's
 ``SemanticSegmentor`` on MobileNet-v1 / SqueezeNet. Importing registers ``FCNSkipHead`` and
 ``AtrousSegHead`` in ``SEM_SEG_HEADS_REGISTRY``."""
 

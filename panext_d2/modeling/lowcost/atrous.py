@@ -1,4 +1,4 @@
-"""Atrous segmenter head (seed 004 §4.2.1 "Atrous Convolution"): no decoder, a 1x1 class
+"""Atrous segmenter head (Kolhatkar (2020) §4.2.1 "Atrous Convolution"): no decoder, a 1x1 class
 scoring conv on the encoder's last map, softmax and bilinear upsampling to the input size.
 
 The output stride is the backbone's (``MODEL.MOBILENET.OUTPUT_STRIDE`` 16 / 8,

@@ -1,4 +1,4 @@
-"""Pieces shared by the low-cost segmentation heads (seed 004 ch. 4): class scoring, bilinear
+"""Pieces shared by the low-cost segmentation heads (Kolhatkar (2020) ch. 4): class scoring, bilinear
 upsampling of the scores to the input size, size alignment and the per-pixel softmax
 cross-entropy of FCN (§2.5.1 "Loss Function", §4.2.2 "Loss")."""
 

@@ -1,4 +1,4 @@
-"""FCN skip head (Long et al.; seed 004 §2.5.1 "Skip Architecture", §4.2.1).
+"""FCN skip head (Long et al.; Kolhatkar (2020) §2.5.1 "Skip Architecture", §4.2.1).
 
 The deepest map is scored by a 1x1 conv (classes outputs, with bias); each skip step then
 upsamples the running scores ×2 with a 4x4 stride-2 transposed conv (classes -> classes, no
@@ -6,7 +6,7 @@ bias) and **sums** them with a 1x1 scoring conv (with bias) of the next shallowe
 result is upsampled bilinearly to the input size.
 
 §2.5.1 describes concatenation + 1x1 fusion, but Table 4.2's parameter increments pin down the
-summing variant of Long et al.'s code (SPEC §3): MN-FCN16 - MN-Base = 10 659 = (256·19 + 19)
+summing variant of Long et al.'s code (docs/DESIGN.md §3): MN-FCN16 - MN-Base = 10 659 = (256·19 + 19)
 + 4·4·19·19, and FCN8 adds 8 227 = (128·19 + 19) + 4·4·19·19.
 
 Skip steps = number of maps - 1: MobileNet FCN-32 / 16 / 8 score ``conv13`` and add

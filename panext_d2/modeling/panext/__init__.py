@@ -1,4 +1,4 @@
-"""PaNeXt (seed 000 ch. 3): importing this package registers the ``PaNeXt`` meta-architecture."""
+"""PaNeXt (Debucean (2022) ch. 3): importing this package registers the ``PaNeXt`` meta-architecture."""
 
 from .heads import KernelHead, PositionHead
 from .hr_processor import HRProcessor

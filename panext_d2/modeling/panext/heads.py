@@ -1,4 +1,4 @@
-"""Kernel head and position head of the kernel generator (seed 000 §3.1.2), shared across
+"""Kernel head and position head of the kernel generator (Debucean (2022) §3.1.2), shared across
 the top feature levels (PanopticFCN)."""
 
 import math

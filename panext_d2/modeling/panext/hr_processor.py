@@ -1,4 +1,4 @@
-"""High-resolution feature processor (seed 000 §3.1.3): a semantic-FPN merge of the base
+"""High-resolution feature processor (Debucean (2022) §3.1.3): a semantic-FPN merge of the base
 features down to stride 4 (Kirillov et al., Panoptic FPN), then a conv stack with SmeLU."""
 
 import functools

@@ -1,4 +1,4 @@
-"""PaNeXt losses (seed 000 §3.3.3): focal position losses (eq. 3.3.1-3.3.3) and the
+"""PaNeXt losses (Debucean (2022) §3.3.3): focal position losses (eq. 3.3.1-3.3.3) and the
 weighted Dice segmentation loss (eq. 3.3.4-3.3.5) with the Dice of eq. 2.6.12."""
 
 from typing import List

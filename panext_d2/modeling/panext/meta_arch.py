@@ -1,4 +1,4 @@
-"""The PaNeXt meta-architecture (seed 000 ch. 3): backbone + FPN (P2-P7), kernel generator
+"""The PaNeXt meta-architecture (Debucean (2022) ch. 3): backbone + FPN (P2-P7), kernel generator
 on P3-P7, high-resolution processor on P2-P5, masks as dynamic 1x1 convolutions."""
 
 from typing import Dict, List, Sequence

@@ -1,4 +1,4 @@
-"""SSD on MobileNet-v1 (seed 004 §3.1.1), usable alone and as the base of SSD-ISB."""
+"""SSD on MobileNet-v1 (Kolhatkar (2020) §3.1.1), usable alone and as the base of SSD-ISB."""
 
 from .box_coder import SSDBoxCoder
 from .default_boxes import DefaultBoxGenerator, default_box_specs

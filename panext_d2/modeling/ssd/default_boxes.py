@@ -1,4 +1,4 @@
-"""SSD default boxes (seed 004 §3.1.1, Fig. 3.2; TF OD API ``ssd_anchor_generator``).
+"""SSD default boxes (Kolhatkar (2020) §3.1.1, Fig. 3.2; TF OD API ``ssd_anchor_generator``).
 
 Map k of m gets scale ``s_k = s_min + (s_max - s_min)(k - 1)/(m - 1)`` (eq. 3.1) and, per
 cell, one box per aspect ratio a (width ``s_k sqrt(a)``, height ``s_k / sqrt(a)``, relative

@@ -1,4 +1,4 @@
-"""SSD meta-architecture (seed 004 §3.1.1; TF OD API ``ssd_mobilenet_v1_coco`` where the
+"""SSD meta-architecture (Kolhatkar (2020) §3.1.1; TF OD API ``ssd_mobilenet_v1_coco`` where the
 thesis is silent).
 
 backbone (MobileNet-v1: ``IN_FEATURES`` conv11 / conv13) -> extra layers (1x1 + 3x3/2, down
@@ -134,7 +134,7 @@ class SSD(nn.Module):
             len(s.IN_FEATURES) + len(s.EXTRA_DEPTHS),
             min_scale=s.MIN_SCALE,
             max_scale=s.MAX_SCALE,
-            aspect_ratios=s.ASPECT_RATIOS,
+            aspect_ratios=s.BOX_RATIOS,
             interpolated_scale=s.INTERPOLATED_SCALE,
             reduce_boxes_in_lowest_layer=s.REDUCE_BOXES_IN_LOWEST_LAYER,
             clip=s.CLIP_DEFAULT_BOXES,

@@ -1,4 +1,4 @@
-"""SSD extra feature layers after the backbone (seed 004 §3.1.1, Fig. 3.1; TF OD API
+"""SSD extra feature layers after the backbone (Kolhatkar (2020) §3.1.1, Fig. 3.1; TF OD API
 ``ssd_mobilenet_v1`` feature extractor, ``multi_resolution_feature_maps`` with
 ``insert_1x1_conv``): each extra map is a 1x1 conv to half the depth, then a 3x3 stride-2
 conv to the depth, both followed by BN + activation. Default depths 512/256/256/128 turn a

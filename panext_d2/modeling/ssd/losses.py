@@ -1,4 +1,4 @@
-"""SSD losses (seed 004 §3.1.1, §3.2.1; TF OD API ``ssd_mobilenet_v1_coco``):
+"""SSD losses (Kolhatkar (2020) §3.1.1, §3.2.1; TF OD API ``ssd_mobilenet_v1_coco``):
 
 * localisation: smooth-L1 (Huber, ``beta`` 1) on the encoded offsets of matched default
   boxes, summed over the four offsets;

@@ -1,4 +1,4 @@
-"""SSD matching of default boxes to ground truth (seed 004 §3.1.1):
+"""SSD matching of default boxes to ground truth (Kolhatkar (2020) §3.1.1):
 
 1. each ground-truth box is matched to the default box with the best IoU (whatever that IoU);
 2. every default box whose best IoU with a ground-truth box is above the threshold (> 0.5) is

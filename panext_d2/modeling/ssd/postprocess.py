@@ -1,5 +1,5 @@
 """SSD inference (TF OD API ``ssd_mobilenet_v1_coco`` post-processing, softmax scores as in
-seed 004 §3.1.1): per image and foreground class, the ``topk_per_class`` best default boxes
+Kolhatkar (2020) §3.1.1): per image and foreground class, the ``topk_per_class`` best default boxes
 above ``score_thresh`` are decoded, clipped to the image, suppressed per class by NMS at
 ``nms_thresh``, and the ``max_detections`` best of the image are kept.
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from panext_d2.data.builders.coco_bikecar import build_coco_bikecar, records_json, sem_seg_dir
+from tests.conftest import COCO_SAMPLES
 
-REAL_JSON = "/work/shared/data/coco_panoptic_samples/instances_detection_format.json"
+REAL_JSON = os.path.join(COCO_SAMPLES, "instances_detection_format.json")
 
 
 def expected_image1(crowd_value):

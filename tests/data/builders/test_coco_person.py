@@ -12,8 +12,9 @@ from panext_d2.data.builders.coco_person import (
     isb_json,
     person_json,
 )
+from tests.conftest import COCO_SAMPLES
 
-REAL_JSON = "/work/shared/data/coco_panoptic_samples/instances_detection_format.json"
+REAL_JSON = os.path.join(COCO_SAMPLES, "instances_detection_format.json")
 
 
 def test_build_on_fake_coco(coco_root):

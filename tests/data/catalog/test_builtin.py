@@ -12,8 +12,8 @@ from panext_d2.data.builders.coco_bikecar import build_coco_bikecar
 from panext_d2.data.builders.coco_person import build_coco_person
 from panext_d2.data.builders.siim_acr import build_siim_acr
 from panext_d2.data.catalog.builtin import register_all
+from tests.conftest import COCO_SAMPLES
 
-SAMPLES = "/work/shared/data/coco_panoptic_samples"
 NAMES = (
     [f"coco_person_{s}" for s in ("train", "val")]
     + [f"coco_isb_shapes{m}_{s}" for m in ("", "_matched") for s in ("train", "val")]
@@ -55,12 +55,12 @@ def test_missing_files_raise_with_build_command(registered, name, tool):
 
 def test_coco_sets_from_real_samples(registered):
     os.makedirs(os.path.join(registered, "coco", "annotations"))
-    shutil.copy(os.path.join(SAMPLES, "instances_detection_format.json"),
+    shutil.copy(os.path.join(COCO_SAMPLES, "instances_detection_format.json"),
                 os.path.join(registered, "coco", "annotations", "instances_val2017.json"))
     build_coco_person(registered, ["val"])
     with pytest.raises(FileNotFoundError, match="COCO images"):
         DatasetCatalog.get("coco_person_val")
-    os.symlink(os.path.join(SAMPLES, "images"), os.path.join(registered, "coco", "val2017"))
+    os.symlink(os.path.join(COCO_SAMPLES, "images"), os.path.join(registered, "coco", "val2017"))
 
     dicts = DatasetCatalog.get("coco_person_val")
     assert len(dicts) == 2 and all(os.path.exists(d["file_name"]) for d in dicts)

@@ -10,16 +10,19 @@ from PIL import Image
 
 from panext_d2.data.catalog import coco_samples
 from panext_d2.data.catalog.synthetic.formats import read_panoptic_png
+from tests.conftest import COCO_SAMPLES
 
 NAMES = ["coco_panoptic_samples", "coco_panoptic_samples_separated", "coco_samples_instances"]
-SHARED = os.path.realpath(
-    os.path.join(os.path.dirname(__file__), "../../../../shared/data/coco_panoptic_samples")
-)
 
 
-def test_default_root_is_beside_the_repository(monkeypatch):
+def test_default_root_is_the_vendored_copy(monkeypatch):
     monkeypatch.delenv(coco_samples.SAMPLES_ENV, raising=False)
-    assert os.path.realpath(coco_samples.samples_root()) == SHARED
+    assert os.path.realpath(coco_samples.samples_root()) == os.path.realpath(COCO_SAMPLES)
+
+
+def test_environment_variable_overrides_the_root(monkeypatch, tmp_path):
+    monkeypatch.setenv(coco_samples.SAMPLES_ENV, str(tmp_path))
+    assert coco_samples.samples_root() == tmp_path
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -28,7 +31,7 @@ def test_samples_load(registered_cache, name):
     assert sorted(d["image_id"] for d in dicts) == [142238, 439180]
     meta = MetadataCatalog.get(name)
     assert len(meta.thing_classes) == (133 if name == "coco_panoptic_samples" else 80)
-    assert meta.json_file.startswith(str(registered_cache))  # derived files never in shared/
+    assert meta.json_file.startswith(str(registered_cache))  # derived files never in the samples folder
     if "instances" not in name:
         assert meta.evaluator_type == "coco_panoptic_seg"
         assert all(d["sem_seg_file_name"].startswith(str(registered_cache)) for d in dicts)

@@ -208,7 +208,7 @@ def test_layer_decay_with_detectron2_param_groups(cfg):
 
 
 def test_full_size_parameter_counts(capsys):
-    """SPEC §1: ConvNeXt-T ~ 27.8 M; PaNeXt-e +2.2 M with stages [1, 2], +~30 M with [1, 2, 4]."""
+    """docs/DESIGN.md §1: ConvNeXt-T ~ 27.8 M; PaNeXt-e +2.2 M with stages [1, 2], +~30 M with [1, 2, 4]."""
     import timm
 
     with torch.device("meta"):

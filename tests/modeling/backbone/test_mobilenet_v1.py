@@ -3,7 +3,7 @@ import torch
 
 from panext_d2.modeling.backbone.mobilenet_v1 import LAYER_NAMES, MobileNetV1
 
-# Table 2.5 of seed 004, restated: (stride, pointwise depth) of conv0 .. conv13.
+# Table 2.5 of Kolhatkar (2020), restated: (stride, pointwise depth) of conv0 .. conv13.
 TABLE_2_5 = (
     [(2, 32), (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512)]
     + [(1, 512)] * 5

@@ -1,4 +1,4 @@
-"""BiFPNDecoder (seed 003 §5.5): outputs and strides, eq. 5.2 fusion against a hand
+"""BiFPNDecoder (Andrade (2021) §5.5): outputs and strides, eq. 5.2 fusion against a hand
 computation, the node wiring of a layer, "sum" fusion, odd input sizes, parameter counts,
 and EfficientDet-style EncDecSegmentors ("unet" / "proposed") that train and infer."""
 

@@ -1,4 +1,4 @@
-"""FaPN decoder (seed 003 §5.6 / §8.4, Huang et al. 2021): shapes, the FSM and FAM against
+"""FaPN decoder (Andrade (2021) §5.6 / §8.4, Huang et al. 2021): shapes, the FSM and FAM against
 hand computations, odd sizes, parameter count, and inside EncDecSegmentor."""
 
 import pytest

@@ -1,5 +1,5 @@
 """ImageClassifier, TwoStageSegmentor, the image-level evaluator and the non-empty-only
-sampling of the two-stage baseline (seed 003 §8.2)."""
+sampling of the two-stage baseline (Andrade (2021) §8.2)."""
 import numpy as np
 import pytest
 import torch

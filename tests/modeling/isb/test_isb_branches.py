@@ -8,8 +8,8 @@ def _params(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def test_fcn8_branch_has_the_247073_parameters_of_seed_004():
-    # SPEC §2: Tables 5.5 / 5.7 / 5.9 = 5 543 558 + n x 247 073 (one class, multiplier 1.0).
+def test_fcn8_branch_has_the_247073_parameters_of_kolhatkar_2020():
+    # docs/DESIGN.md §2: Tables 5.5 / 5.7 / 5.9 = 5 543 558 + n x 247 073 (one class, multiplier 1.0).
     assert _params(ISBBranch((1024, 512, 256), 1, num_skips=2)) == 247_073
 
 

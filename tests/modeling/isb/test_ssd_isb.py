@@ -26,7 +26,7 @@ def isb_cfg(cfg):
 
 
 def _tf_count(model):
-    """Trainable parameters plus BN moving mean / variance (seed 004's TensorFlow counts)."""
+    """Trainable parameters plus BN moving mean / variance (Kolhatkar's (2020) TensorFlow counts)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     running = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
     return trainable + running
@@ -45,7 +45,7 @@ def _tf_count(model):
         ("multi_shape", {"MN": 0.75}, 5_211_360),  # Table 5.9 MS-MN0.75
     ],
 )
-def test_parameter_counts_match_seed_004_tables(isb_cfg, variant, opts, expected):
+def test_parameter_counts_match_kolhatkar_2020_tables(isb_cfg, variant, opts, expected):
     isb_cfg.MODEL.ISB.VARIANT = variant
     for key, value in opts.items():
         if key == "MN":
@@ -157,8 +157,8 @@ def test_keep_unmasked_keeps_every_detection(tiny_cfg):
         assert not o["instances"].pred_masks[k.pred_mask_sizes[:, 0] == 0].any()
 
 
-# Recipe configs (configs/ssd_isb/) -> seed 004's parameter counts (Tables 5.5, 5.7, 5.9).
-# Single-Shape and Single-Shape+ do not match the thesis (SPEC §2: Single-Shape fits no whole
+# Recipe configs (configs/ssd_isb/) -> Kolhatkar's (2020) parameter counts (Tables 5.5, 5.7, 5.9).
+# Single-Shape and Single-Shape+ do not match the thesis (docs/DESIGN.md §2: Single-Shape fits no whole
 # number of branches, Single-Shape+ fits 14 branches rather than 13): the expected values are
 # our counts, base 5 543 558 + 12 (resp. 13) x 247 073, with the thesis' in the comment.
 RECIPES = [

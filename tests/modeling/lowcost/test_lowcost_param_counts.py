@@ -1,6 +1,6 @@
-"""Seed 004 Table 4.2 "Number of Parameters" (19 Cityscapes classes, 2048x1024 input; counts
+"""Kolhatkar (2020) Table 4.2 "Number of Parameters" (19 Cityscapes classes, 2048x1024 input; counts
 do not depend on the input size), counted as TensorFlow does: trainable parameters plus the
-BatchNorm moving mean and variance (SPEC §2, §3)."""
+BatchNorm moving mean and variance (docs/DESIGN.md §2, §3)."""
 
 from detectron2.modeling import build_model
 
@@ -30,7 +30,7 @@ def test_table_4_2_parameter_counts(capsys):
         print("| --- | --- | --- | --- |")
         for variant, ours, thesis in rows:
             print(f"| {variant} | {ours:,} | {thesis:,} | {ours - thesis:+d} |")
-    # Every row is reproduced exactly (SPEC §3 asks for 10 %).
+    # Every row is reproduced exactly (a 10 % tolerance would do).
     assert [ours for _, ours, _ in rows] == [thesis for _, _, thesis in rows]
 
 

@@ -1,5 +1,5 @@
-"""Seed 004 Table 4.1 / 4.2 architectures as configs, shared by the low-cost tests."""
-# Seed 004 Table 4.1 / 4.2 architectures: backbone, output stride, head, its input maps.
+"""Kolhatkar (2020) Table 4.1 / 4.2 architectures as configs, shared by the low-cost tests."""
+# Kolhatkar (2020) Table 4.1 / 4.2 architectures: backbone, output stride, head, its input maps.
 VARIANTS = {
     "SqzNet-Base": ("squeezenet", 16, "FCNSkipHead", ["fire9"]),
     "SqzNet-FCN8": ("squeezenet", 16, "FCNSkipHead", ["fire9", "pool3"]),
@@ -16,7 +16,7 @@ VARIANTS = {
 
 def make_lowcost_cfg(variant, num_classes=19, **lowcost):
     """A SemanticSegmentor config for one of :data:`VARIANTS` (MobileNet at depth multiplier
-    0.5, SqueezeNet v1.1, as seed 004 §4.2.1)."""
+    0.5, SqueezeNet v1.1, as Kolhatkar (2020) §4.2.1)."""
     from panext_d2 import get_panext_cfg
 
     backbone, output_stride, head, in_features = VARIANTS[variant]

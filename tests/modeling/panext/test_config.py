@@ -1,4 +1,4 @@
-"""Defaults of MODEL.PANEXT (seed 000 ch. 3; PanopticFCN where the thesis is silent)."""
+"""Defaults of MODEL.PANEXT (Debucean (2022) ch. 3; PanopticFCN where the thesis is silent)."""
 
 
 def test_panext_defaults(cfg):

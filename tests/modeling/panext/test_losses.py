@@ -1,4 +1,4 @@
-"""PaNeXt losses against hand computations on tiny tensors (seed 000 eq. 3.3.1-3.3.5, 2.6.12)."""
+"""PaNeXt losses against hand computations on tiny tensors (Debucean (2022) eq. 3.3.1-3.3.5, 2.6.12)."""
 
 import math
 

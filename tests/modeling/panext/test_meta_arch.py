@@ -95,6 +95,7 @@ def test_inference_outputs_are_valid_detectron2_outputs(tiny_cfg, make_sample):
 @pytest.mark.parametrize(
     "dice_form,lr,seg_ratio", [("thesis", 5e-4, 0.5), ("panopticfcn", 1e-3, 0.1)]
 )
+@pytest.mark.slow
 def test_overfits_two_tiny_images(tiny_cfg, make_sample, dice_form, lr, seg_ratio):
     tiny_cfg.MODEL.PANEXT.LOSS.DICE_FORM = dice_form
     torch.manual_seed(0)

@@ -16,8 +16,8 @@ from panext_d2.modeling.panext.targets import (
     select_thing_positions,
     stuff_kernels,
 )
+from tests.conftest import COCO_SAMPLES
 
-SAMPLES = os.path.join(os.path.dirname(__file__), "../../../../shared/data/coco_panoptic_samples")
 RANGES = ((1, 64), (32, 128), (64, 256), (128, 512), (256, 2048))
 STRIDES = [8, 16, 32, 64, 128]
 
@@ -29,7 +29,7 @@ def coco_sample_inputs():
 
     from detectron2.data import transforms as T
 
-    with open(os.path.join(SAMPLES, "panoptic_examples.json")) as f:
+    with open(os.path.join(COCO_SAMPLES, "panoptic_examples.json")) as f:
         data = json.load(f)
     cats = {c["id"]: c for c in data["categories"]}
     things = sorted(c for c in cats if cats[c]["isthing"])
@@ -51,8 +51,8 @@ def coco_sample_inputs():
         out.append(
             mapper(
                 {
-                    "file_name": os.path.join(SAMPLES, "images", im["file_name"]),
-                    "pan_seg_file_name": os.path.join(SAMPLES, "panoptic", ann["file_name"]),
+                    "file_name": os.path.join(COCO_SAMPLES, "images", im["file_name"]),
+                    "pan_seg_file_name": os.path.join(COCO_SAMPLES, "panoptic", ann["file_name"]),
                     "height": im["height"],
                     "width": im["width"],
                     "segments_info": segments,

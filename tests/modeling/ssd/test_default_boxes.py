@@ -9,7 +9,7 @@ RATIOS = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 
 
 def _formula_scales(m, s_min=0.2, s_max=0.9):
-    # eq. 3.1 of seed 004, k = 1..m
+    # eq. 3.1 of Kolhatkar (2020), k = 1..m
     return [s_min + (s_max - s_min) * (k - 1) / (m - 1) for k in range(1, m + 1)]
 
 

@@ -26,8 +26,8 @@ def _counts(model):
     return trainable, trainable + running
 
 
-def test_tf_parameter_count_matches_seed_004(ssd_cfg):
-    # SPEC §2: seed 004's SSD-ISB counts share a base of 5 543 558 (one class, TF counting
+def test_tf_parameter_count_matches_kolhatkar_2020(ssd_cfg):
+    # docs/DESIGN.md §2: Kolhatkar's (2020) SSD-ISB counts share a base of 5 543 558 (one class, TF counting
     # with BN moving statistics); the SSD part is exactly that.
     ssd_cfg.MODEL.SSD.NUM_CLASSES = 1
     model = build_model(ssd_cfg)

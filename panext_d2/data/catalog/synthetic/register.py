@@ -132,7 +132,7 @@ def register_synthetic_sparse(
         "image_root": p["image_root"],
         "sem_seg_root": p["sem_seg_root"],
         "ignore_label": IGNORE_LABEL,
-        "evaluator_type": "empty_images",  # seed 003 §7.2 metrics
+        "evaluator_type": "empty_images",  # Andrade (2021) §7.2 metrics
     }
     register_dataset(name, lambda: sparse_semantic.load(ensure()), metadata)
 
