@@ -8,13 +8,13 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import (
     CityscapesInstanceEvaluator,
     COCOEvaluator,
-    COCOPanopticEvaluator,
     DatasetEvaluators,
     SemSegEvaluator,
 )
 
 from ..utils.registry import NamedRegistry
 from .panoptic_conventions import AllClassSemSegEvaluator, ThingCOCOEvaluator
+from .panoptic_quality import PanopticQualityEvaluator
 
 EVALUATOR_REGISTRY = NamedRegistry("EVALUATOR")
 EVALUATOR_REGISTRY.__doc__ = "Evaluator builders keyed by MetadataCatalog evaluator_type."
@@ -22,10 +22,10 @@ EVALUATOR_REGISTRY.__doc__ = "Evaluator builders keyed by MetadataCatalog evalua
 
 @EVALUATOR_REGISTRY.register_as("coco_panoptic_seg")
 def _panoptic(cfg, dataset_name, output_folder):
-    """PQ always; mIoU when the dataset has semantic label files, box/mask AP when it has an
+    """PQ always (NaN for a group of classes absent from ground truth and predictions); mIoU when the dataset has semantic label files, box/mask AP when it has an
     instance JSON and the model predicts masks (MODEL.MASK_ON)."""
     meta = MetadataCatalog.get(dataset_name)
-    evaluators = [COCOPanopticEvaluator(dataset_name, output_folder)]
+    evaluators = [PanopticQualityEvaluator(dataset_name, output_folder)]
     if meta.get("sem_seg_root"):
         evaluators.append(
             AllClassSemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
