@@ -5,10 +5,10 @@
     python train_net.py --config-file <cfg> --eval-only MODEL.WEIGHTS <checkpoint>
     python train_net.py --config-file <cfg> --resume          # continue from last_checkpoint
 """
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, default_setup, launch
 
 from panext_d2 import Trainer, get_panext_cfg
+from panext_d2.engine import SafeCheckpointer
 
 
 def setup(args):
@@ -22,7 +22,7 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        SafeCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         return Trainer.test(cfg, model)

@@ -1,13 +1,12 @@
 """detectron2's DefaultTrainer with panext_d2's choices: mapper by name, evaluators by the
 dataset's evaluator_type, our optimizers and schedules (the logged ``lr`` is the one applied,
 Ranger21's own warm-up / warm-down included), gradient accumulation, a checkpoint period given
-as a fraction of the run, and a DDP wrap that also works for CPU processes."""
+as a fraction of the run, atomic checkpoints with resume fallback, and a DDP wrap that also works for CPU processes."""
 import logging
 import os
 import weakref
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import (
     build_detection_test_loader,
     build_detection_train_loader,
@@ -22,6 +21,7 @@ from ..data import build_dataset_mapper, build_train_sampler
 from ..evaluation import build_evaluator
 from ..modeling.backbone.convnext import layer_lr_decay_func
 from ..solver import applied_lr, build_lr_scheduler, build_optimizer
+from .checkpoint import SafeCheckpointer
 from .train_loop import AccumulatingTrainer
 
 
@@ -92,7 +92,7 @@ class Trainer(DefaultTrainer):
             precision=_PRECISIONS[cfg.SOLVER.AMP.PRECISION],
         )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DetectionCheckpointer(
+        self.checkpointer = SafeCheckpointer(
             self._trainer.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
         )
         self.start_iter = 0
