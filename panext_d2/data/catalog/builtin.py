@@ -29,7 +29,7 @@ built from them (and from SIIM-ACR) by ``tools/build_*.py``; the layout under
         {train,val}/images/*.png, {train,val}/masks/*.png (0 / 1)
 
 Registered names: ``coco_person_{train,val}``, ``coco_isb_shapes_{train,val}``,
-``coco_isb_shapes_matched_{train,val}`` (evaluator_type ``coco``, thing_classes
+``coco_isb_shapes_matched_{train,val}`` (evaluator_type ``coco_ap50``, thing_classes
 ``["person"]``); ``coco_bikecar_{train,val}``, ``siim_acr_{train,val,test}``,
 ``cityscapes_person_crops_{320x192,160x96}_bg{0,5,10}_{train,val}`` (evaluator_type
 ``sem_seg``, ``stuff_classes``, ``ignore_label`` 255; each dict carries
