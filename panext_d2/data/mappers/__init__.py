@@ -4,13 +4,11 @@ A mapper is registered as a class with a ``from_config(cfg, is_train)`` (detectr
 ``@configurable`` convention), so ``build_dataset_mapper`` can construct it for training
 and for inference.
 """
-from detectron2.data import DatasetMapper
-
 from ...utils.registry import NamedRegistry
 
 MAPPER_REGISTRY = NamedRegistry("DATASET_MAPPER")
 MAPPER_REGISTRY.__doc__ = "Dataset mappers, looked up by cfg.INPUT.DATASET_MAPPER_NAME."
-MAPPER_REGISTRY.register_as("default", DatasetMapper)
+from . import detection  # noqa: E402,F401  (registers "default")
 from . import ssd  # noqa: E402,F401  (registers "ssd")
 from . import semantic  # noqa: E402,F401  (registers "semantic")
 from . import panext  # noqa: E402,F401  (registers "panext_panoptic")

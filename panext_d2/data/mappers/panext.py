@@ -2,6 +2,7 @@
 image, thing ``instances`` and a stuff ``sem_seg`` target (Debucean (2022) §3.3.1)."""
 
 import copy
+import logging
 
 import numpy as np
 import torch
@@ -12,7 +13,47 @@ from detectron2.data import transforms as T
 from detectron2.structures import BitMasks, Instances
 from panopticapi.utils import rgb2id
 
+from ..image_io import read_image
 from . import MAPPER_REGISTRY
+
+logger = logging.getLogger(__name__)
+
+
+def read_panoptic_record(record, image_size) -> tuple:
+    """(RGB panoptic PNG as uint8 (H, W, 3), its (H, W) segment ids) of a training record,
+    checked against the record: an error naming the files when the record has no panoptic
+    annotation, the PNG's size differs from the image's, or most of the JSON's segments do not
+    occur in the PNG (an id encoding that does not match); a warning for partial mismatches."""
+    if "pan_seg_file_name" not in record or "segments_info" not in record:
+        raise KeyError(
+            f"record of {record.get('file_name')} has no 'pan_seg_file_name' / 'segments_info': "
+            "the 'panext_panoptic' mapper trains on panoptic annotations; register the dataset "
+            "with detectron2's register_coco_panoptic (records of register_coco_panoptic_separated "
+            "carry instance and semantic annotations only)"
+        )
+    path = record["pan_seg_file_name"]
+    pan_rgb = read_image(path, "RGB")
+    if pan_rgb.shape[:2] != tuple(image_size):
+        raise ValueError(
+            f"panoptic PNG {path} is {pan_rgb.shape[1]}x{pan_rgb.shape[0]} (WxH); its image "
+            f"{record['file_name']} is {image_size[1]}x{image_size[0]}"
+        )
+    ids = rgb2id(pan_rgb)
+    listed = {s["id"] for s in record["segments_info"]}
+    present = set(np.unique(ids).tolist()) - {0}
+    missing = listed - present
+    if listed and len(missing) > len(listed) / 2:
+        raise ValueError(
+            f"panoptic PNG {path} holds only {len(listed) - len(missing)} of the {len(listed)} "
+            f"segment ids its JSON lists (PNG ids {sorted(present)[:5]}..., JSON ids "
+            f"{sorted(listed)[:5]}...); ids are encoded as R + 256 G + 256^2 B"
+        )
+    if listed != present:
+        logger.warning(
+            f"panoptic PNG {path}: JSON segments without pixels {sorted(missing)}, "
+            f"PNG ids the JSON does not list {sorted(present - listed)} (trained as void)"
+        )
+    return pan_rgb, ids
 
 
 def panoptic_class_ids(metadata):
@@ -92,7 +133,7 @@ class PaNeXtPanopticMapper:
 
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
-        image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
+        image = read_image(dataset_dict["file_name"], format=self.image_format)
         utils.check_image_size(dataset_dict, image)
         if not self.is_train:
             aug_input = T.AugInput(image)
@@ -105,7 +146,9 @@ class PaNeXtPanopticMapper:
             return dataset_dict
 
         # The RGB-encoded PNG is transformed as uint8 (nearest), then decoded to ids.
-        pan_rgb = utils.read_image(dataset_dict.pop("pan_seg_file_name"), "RGB")
+        pan_rgb, _ = read_panoptic_record(dataset_dict, image.shape[:2])
+        self._check_categories(dataset_dict)
+        dataset_dict.pop("pan_seg_file_name")
         aug_input = T.AugInput(image, sem_seg=pan_rgb)
         self.augmentations(aug_input)
         image, pan_ids = aug_input.image, rgb2id(aug_input.sem_seg)
@@ -116,6 +159,17 @@ class PaNeXtPanopticMapper:
         dataset_dict["instances"] = instances
         dataset_dict["sem_seg"] = sem_seg
         return dataset_dict
+
+    def _check_categories(self, record):
+        for segment in record["segments_info"]:
+            known = self.thing_index if segment["isthing"] else self.stuff_index
+            if segment["category_id"] not in known:
+                kind = "thing" if segment["isthing"] else "stuff"
+                raise KeyError(
+                    f"{record['pan_seg_file_name']}: segment {segment['id']} has {kind} category "
+                    f"{segment['category_id']}, not one of the dataset's {kind} classes "
+                    f"(contiguous ids {sorted(known)[:10]}...)"
+                )
 
     def panoptic_targets(self, pan_ids: torch.Tensor, segments_info):
         """(Instances, sem_seg) from an (H, W) id map and its segments."""

@@ -4,14 +4,18 @@ horizontal flip as the only training augmentation, an int64 ``sem_seg`` target; 
 
 import copy
 import logging
+from typing import Optional
 
 import numpy as np
 import torch
 from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
+from ..image_io import read_image, read_label_map
 from . import MAPPER_REGISTRY
+from .detection import label_map_for_transforms
 
 
 @MAPPER_REGISTRY.register_as("semantic")
@@ -21,13 +25,27 @@ class SemanticMapper:
 
     Test-time dicts get no ``sem_seg``: the model's output is resized back to the original
     ``height`` x ``width`` and evaluators read the label files themselves.
+
+    With ``num_classes`` (by config: the training set's ``stuff_classes``), a label map holding
+    a value that is neither a class index nor ``ignore_value`` raises an error naming the file,
+    instead of an index error deep in the loss.
     """
 
     @configurable
-    def __init__(self, is_train: bool = True, *, augmentations, image_format: str = "BGR"):
+    def __init__(
+        self,
+        is_train: bool = True,
+        *,
+        augmentations,
+        image_format: str = "BGR",
+        num_classes: Optional[int] = None,
+        ignore_value: int = 255,
+    ):
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.image_format = image_format
+        self.num_classes = num_classes
+        self.ignore_value = ignore_value
         logging.getLogger(__name__).info(
             "SemanticMapper (%s) augmentations: %s", "train" if is_train else "test", augmentations
         )
@@ -44,15 +62,28 @@ class SemanticMapper:
             "is_train": is_train,
             "augmentations": augmentations,
             "image_format": cfg.INPUT.FORMAT,
+            **_label_range(cfg.DATASETS.TRAIN),
         }
+
+    def _checked_labels(self, path: str) -> np.ndarray:
+        labels = read_label_map(path)
+        if self.num_classes is not None:
+            bad = (labels >= self.num_classes) & (labels != self.ignore_value) | (labels < 0)
+            if bad.any():
+                raise ValueError(
+                    f"label map {path} holds {sorted(np.unique(labels[bad]).tolist())[:10]}; "
+                    f"expected class indices 0..{self.num_classes - 1} (the dataset's "
+                    f"stuff_classes) or the ignore value {self.ignore_value}"
+                )
+        return label_map_for_transforms(labels)
 
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
-        image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
+        image = read_image(dataset_dict["file_name"], format=self.image_format)
         utils.check_image_size(dataset_dict, image)
         sem_seg = None
         if self.is_train:
-            sem_seg = utils.read_image(dataset_dict["sem_seg_file_name"], "L").squeeze(2)
+            sem_seg = self._checked_labels(dataset_dict["sem_seg_file_name"])
         aug_input = T.AugInput(image, sem_seg=sem_seg)
         self.augmentations(aug_input)
         dataset_dict["image"] = torch.as_tensor(
@@ -61,3 +92,14 @@ class SemanticMapper:
         if sem_seg is not None:
             dataset_dict["sem_seg"] = torch.as_tensor(aug_input.sem_seg.astype(np.int64))
         return dataset_dict
+
+
+def _label_range(dataset_names) -> dict:
+    """``num_classes`` / ``ignore_value`` from the first dataset's metadata, when it names
+    its classes (``stuff_classes``); no check otherwise."""
+    if not len(dataset_names):
+        return {}
+    meta = MetadataCatalog.get(dataset_names[0])
+    if not meta.get("stuff_classes"):
+        return {}
+    return {"num_classes": len(meta.stuff_classes), "ignore_value": meta.get("ignore_label", 255)}

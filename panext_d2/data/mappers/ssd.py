@@ -1,4 +1,5 @@
-"""Mapper "ssd": detectron2's DatasetMapper with SSD's fixed-size input.
+"""Mapper "ssd": detectron2's DatasetMapper (through ``DetectionDatasetMapper``) with SSD's
+fixed-size input.
 
 Every image is resized, aspect ratio not kept, to ``INPUT.SSD_SIZE`` x ``INPUT.SSD_SIZE``
 (640, Kolhatkar (2020) §3.2.1; TF OD API ``fixed_shape_resizer``, bilinear), then flipped
@@ -13,10 +14,10 @@ rescales its detections to the dataset's original "height" / "width".
 """
 
 from detectron2.config import configurable
-from detectron2.data import DatasetMapper
 from detectron2.data import transforms as T
 
 from . import MAPPER_REGISTRY
+from .detection import DetectionDatasetMapper
 
 __all__ = ["SSDDatasetMapper", "build_ssd_augmentations"]
 
@@ -35,7 +36,7 @@ def build_ssd_augmentations(cfg, is_train: bool):
 
 
 @MAPPER_REGISTRY.register_as("ssd")
-class SSDDatasetMapper(DatasetMapper):
+class SSDDatasetMapper(DetectionDatasetMapper):
     @configurable
     def __init__(self, is_train: bool = True, **kwargs):
         super().__init__(is_train, **kwargs)

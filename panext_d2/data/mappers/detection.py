@@ -1,0 +1,53 @@
+"""Mapper "default": detectron2's DatasetMapper reading images and semantic labels through
+:mod:`panext_d2.data.image_io` (16-bit images rescaled instead of clipped, palette label maps
+read as indices, unreadable files named)."""
+import copy
+
+import numpy as np
+import torch
+from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+
+from ..image_io import read_image, read_label_map
+from . import MAPPER_REGISTRY
+
+
+def label_map_for_transforms(labels: np.ndarray) -> np.ndarray:
+    """detectron2's transforms resize uint8 maps with PIL and others with torch, which has no
+    nearest resize for integers: uint8 when the labels fit, float32 (exact below 2**24)
+    otherwise; the caller casts back to int64."""
+    if labels.size == 0 or (labels.min() >= 0 and labels.max() <= 255):
+        return labels.astype(np.uint8)
+    return labels.astype(np.float32)
+
+
+@MAPPER_REGISTRY.register_as("default")
+class DetectionDatasetMapper(DatasetMapper):
+    """Same inputs, outputs and options as detectron2's DatasetMapper."""
+
+    def __call__(self, dataset_dict):
+        dataset_dict = copy.deepcopy(dataset_dict)
+        image = read_image(dataset_dict["file_name"], format=self.image_format)
+        utils.check_image_size(dataset_dict, image)
+        sem_seg = None
+        if "sem_seg_file_name" in dataset_dict:
+            sem_seg = label_map_for_transforms(read_label_map(dataset_dict.pop("sem_seg_file_name")))
+
+        aug_input = T.AugInput(image, sem_seg=sem_seg)
+        transforms = self.augmentations(aug_input)
+        image, sem_seg = aug_input.image, aug_input.sem_seg
+        image_shape = image.shape[:2]
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if sem_seg is not None:
+            dataset_dict["sem_seg"] = torch.as_tensor(sem_seg.astype("long"))
+        if self.proposal_topk is not None:
+            utils.transform_proposals(dataset_dict, image_shape, transforms, proposal_topk=self.proposal_topk)
+
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+            dataset_dict.pop("sem_seg_file_name", None)
+            return dataset_dict
+        if "annotations" in dataset_dict:
+            self._transform_annotations(dataset_dict, transforms, image_shape)
+        return dataset_dict
