@@ -4,11 +4,12 @@
     python train_net.py --config-file configs/panext_3x.yaml --num-gpus 4
     python train_net.py --config-file <cfg> --eval-only MODEL.WEIGHTS <checkpoint>
     python train_net.py --config-file <cfg> --resume          # continue from last_checkpoint
+    python train_net.py --config-file <cfg> --eval-only --eval-random-weights  # on purpose
 """
 from detectron2.engine import default_argument_parser, default_setup, launch
 
 from panext_d2 import Trainer, get_panext_cfg
-from panext_d2.engine import SafeCheckpointer
+from panext_d2.engine import load_for_evaluation
 
 
 def setup(args):
@@ -22,9 +23,8 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        SafeCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
+        load_for_evaluation(model, cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR, resume=args.resume,
+                            allow_random=args.eval_random_weights)
         return Trainer.test(cfg, model)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
@@ -32,7 +32,10 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    parser = default_argument_parser()
+    parser.add_argument("--eval-random-weights", action="store_true",
+                        help="with --eval-only: evaluate even if MODEL.WEIGHTS sets no parameter")
+    args = parser.parse_args()
     launch(
         main,
         args.num_gpus,

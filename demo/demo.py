@@ -91,12 +91,19 @@ def main(argv=None):
     demo = VisualizationDemo(cfg, args.dataset, args.confidence_threshold)
     os.makedirs(args.output, exist_ok=True)
 
-    written, used = [], set()
+    written, used, skipped = [], set(), []
     for path in tqdm.tqdm(files, desc="images", disable=len(files) < 2):
         if is_video(path):
             written.append(render_video(demo, path, args.output))
             continue
-        image = read_bgr(path)
+        try:
+            image = read_bgr(path)
+        except (OSError, ValueError) as error:
+            if len(files) == 1:
+                raise
+            logger.error("skipped %s: %s", path, error)  # one bad file does not stop a folder
+            skipped.append(path)
+            continue
         _, rendered, kind = demo.run_on_image(image)
         stem = os.path.splitext(os.path.basename(path))[0]
         out_path = _unique_path(args.output, stem, ".png", used)
@@ -105,6 +112,8 @@ def main(argv=None):
         logger.info("%s: drew %s -> %s", path, kind, out_path)
         written.append(out_path)
     logger.info("wrote %d file(s) to %s", len(written), args.output)
+    if skipped:
+        logger.warning("skipped %d unreadable image(s): %s", len(skipped), ", ".join(skipped))
     return written
 
 

@@ -7,9 +7,13 @@ import cv2
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
-from detectron2.data.detection_utils import read_image
+from detectron2.data import transforms as T
 from detectron2.engine import DefaultPredictor
+from detectron2.modeling import build_model
 from detectron2.utils.visualizer import ColorMode, Visualizer
+
+from panext_d2.data.image_io import read_image
+from panext_d2.engine import SafeCheckpointer
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -131,6 +135,23 @@ def render(image_rgb: np.ndarray, predictions: Dict, metadata: Metadata,
     return out.get_image(), kind
 
 
+class Predictor(DefaultPredictor):
+    """detectron2's DefaultPredictor, loading MODEL.WEIGHTS through SafeCheckpointer so that
+    a truncated or foreign checkpoint raises an error naming the file."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg.clone()
+        self.model = build_model(self.cfg)
+        self.model.eval()
+        if len(cfg.DATASETS.TEST):
+            self.metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
+        SafeCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        self.aug = T.ResizeShortestEdge(
+            [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST
+        )
+        self.input_format = cfg.INPUT.FORMAT
+
+
 class VisualizationDemo:
     """A model from ``cfg`` (weights from MODEL.WEIGHTS) and the metadata to draw with."""
 
@@ -140,7 +161,7 @@ class VisualizationDemo:
         if metadata_name is None:
             metadata_name = cfg.DATASETS.TEST[0] if len(cfg.DATASETS.TEST) else "__unused"
         self.metadata = MetadataCatalog.get(metadata_name)
-        self.predictor = DefaultPredictor(self.cfg)
+        self.predictor = Predictor(self.cfg)
 
     def run_on_image(self, image_bgr: np.ndarray) -> Tuple[Dict, np.ndarray, str]:
         """Predictions, the rendered BGR image, and which output was drawn."""

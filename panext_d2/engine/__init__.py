@@ -1,4 +1,4 @@
-from .checkpoint import CheckpointReadError, SafeCheckpointer
+from .checkpoint import CheckpointReadError, SafeCheckpointer, load_for_evaluation
 from .train_loop import AccumulatingTrainer
 from .trainer import Trainer, resolve_checkpoint_period, wrap_ddp
 
@@ -7,6 +7,7 @@ __all__ = [
     "CheckpointReadError",
     "SafeCheckpointer",
     "Trainer",
+    "load_for_evaluation",
     "resolve_checkpoint_period",
     "wrap_ddp",
 ]

@@ -5,6 +5,8 @@
   or a full disk during a save leaves the previous files as they were, never a truncated
   file under a checkpoint's name.
 * A checkpoint that cannot be read raises :class:`CheckpointReadError` naming the file.
+* ``matched_keys`` lists the model's state-dict keys the last load set, so that evaluating
+  a model none of whose weights were loaded can be refused (:func:`load_for_evaluation`).
 * ``resume_or_load(resume=True)`` falls back, with a warning, from a tagged checkpoint that is
   missing or unreadable (for example written by another tool, or truncated before this
   class existed) to the newest ``model_*.pth`` of the folder that loads.
@@ -51,6 +53,14 @@ def atomic_write(path: str, write: Callable) -> None:
 
 class SafeCheckpointer(DetectionCheckpointer):
     """DetectionCheckpointer with atomic saves, named read errors and resume fallback."""
+
+    matched_keys: frozenset = frozenset()
+
+    def _load_model(self, checkpoint):
+        incompatible = super()._load_model(checkpoint)
+        not_set = set(incompatible.missing_keys) | {k for k, *_ in incompatible.incorrect_shapes}
+        self.matched_keys = frozenset(self.model.state_dict()) - not_set
+        return incompatible
 
     def save(self, name: str, **kwargs) -> None:
         if not self.save_dir or not self.save_to_disk:
@@ -109,3 +119,22 @@ class SafeCheckpointer(DetectionCheckpointer):
             f"--resume: no checkpoint in {self.save_dir} loads (tried {candidates}); remove "
             f"{os.path.join(self.save_dir, TAG_FILE)} to start from MODEL.WEIGHTS instead"
         )
+
+
+def load_for_evaluation(model, weights: str, save_dir: str, *, resume: bool, allow_random: bool):
+    """Load ``weights`` (or, with ``resume``, the last checkpoint of ``save_dir``) into
+    ``model`` for evaluation. A checkpoint that sets none of the model's parameters (one of
+    another architecture) is refused unless ``allow_random``; no checkpoint at all (an empty
+    MODEL.WEIGHTS, for a model that loads its parts itself) is allowed with a warning."""
+    checkpointer = SafeCheckpointer(model, save_dir=save_dir)
+    loaded = checkpointer.resume_or_load(weights, resume=resume)
+    parameters = {name for name, _ in model.named_parameters()}
+    if not weights and not (resume and checkpointer.has_checkpoint()):
+        checkpointer.logger.warning("Evaluating without MODEL.WEIGHTS: parameters as built")
+    elif not allow_random and parameters and not parameters & checkpointer.matched_keys:
+        raise ValueError(
+            f"MODEL.WEIGHTS={weights!r} sets none of the model's {len(parameters)} parameters "
+            "(a checkpoint of another architecture?); evaluation would measure random weights. "
+            "Give a checkpoint of this model, or pass --eval-random-weights to do it on purpose."
+        )
+    return loaded

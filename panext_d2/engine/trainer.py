@@ -74,6 +74,8 @@ class Trainer(DefaultTrainer):
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
+        if cfg.SOLVER.MAX_ITER <= 0:
+            raise ValueError(f"SOLVER.MAX_ITER={cfg.SOLVER.MAX_ITER}: training needs at least one iteration")
         cfg = resolve_checkpoint_period(self.auto_scale_workers(cfg, comm.get_world_size()))
         if cfg.SOLVER.AMP.PRECISION not in _PRECISIONS:
             raise ValueError(

@@ -136,4 +136,6 @@ class COCOAP50Evaluator(COCOEvaluator):
 
 @EVALUATOR_REGISTRY.register_as("coco_ap50")
 def _coco_ap50(cfg, dataset_name, output_folder):
-    return [COCOAP50Evaluator(dataset_name, output_dir=output_folder)]
+    """Mask models (MODEL.MASK_ON) report segm even when they predict nothing (as NaN)."""
+    tasks = ("bbox", "segm") if cfg.MODEL.MASK_ON else None
+    return [COCOAP50Evaluator(dataset_name, tasks=tasks, output_dir=output_folder)]

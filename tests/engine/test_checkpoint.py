@@ -123,3 +123,19 @@ def test_kill_during_saves_never_leaves_a_truncated_checkpoint(tmp_path):
     for name in ("model_0000000", "model_0000001", "model_0000002"):
         SafeCheckpointer(torch.nn.Linear(1, 1), str(tmp_path)).save(name)
     assert not list(tmp_path.glob(".*.tmp"))  # leftovers of the killed writers are gone
+
+
+def test_evaluation_refuses_a_checkpoint_of_another_model(tmp_path):
+    from panext_d2.engine import load_for_evaluation
+
+    other = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    SafeCheckpointer(other, str(tmp_path)).save("other")
+    with pytest.raises(ValueError, match="other.pth.*none of the model's 2 parameters"):
+        load_for_evaluation(_Net(), str(tmp_path / "other.pth"), str(tmp_path), resume=False,
+                            allow_random=False)
+    load_for_evaluation(_Net(), str(tmp_path / "other.pth"), str(tmp_path), resume=False,
+                        allow_random=True)
+    net = _Net()
+    load_for_evaluation(net, str(_saved(tmp_path, "mine", 5.0)), str(tmp_path), resume=False,
+                        allow_random=False)
+    assert float(net.linear.weight[0, 0]) == 5.0

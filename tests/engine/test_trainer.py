@@ -50,6 +50,14 @@ def test_checkpoint_period_fraction():
         resolve_checkpoint_period(cfg)
 
 
+def test_no_iterations_is_an_error():
+    from panext_d2 import Trainer
+
+    cfg = get_panext_cfg(TINY, ["SOLVER.MAX_ITER", "0"])
+    with pytest.raises(ValueError, match="SOLVER.MAX_ITER=0"):
+        Trainer(cfg)
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     schedule = ["SOLVER.MAX_ITER", "16", "SOLVER.CHECKPOINT_PERIOD_FRACTION", "0.25",

@@ -155,3 +155,21 @@ def test_no_predictions_gives_nan(dataset, tmp_path):
     evaluator.process([{"image_id": 1}], [{"instances": inst}])
     results = evaluator.evaluate()
     assert all(math.isnan(v) for v in results["bbox@0.5"].values())
+
+
+def test_mask_model_without_predictions_reports_segm(dataset, tmp_path):
+    name, _ = dataset
+    cfg = get_panext_cfg()
+    cfg.MODEL.MASK_ON = True
+    evaluator = build_evaluator(cfg, name, str(tmp_path))
+    evaluator.reset()
+    for img in (1, 2, 3):
+        empty = Instances((H, W))
+        empty.pred_boxes = Boxes(torch.zeros(0, 4))
+        empty.scores = torch.zeros(0)
+        empty.pred_classes = torch.zeros(0, dtype=torch.long)
+        empty.pred_masks = torch.zeros(0, H, W, dtype=torch.bool)
+        evaluator.process([{"image_id": img, "height": H, "width": W}], [{"instances": empty}])
+    results = evaluator.evaluate()  # NaN without predictions, as detectron2's COCOEvaluator
+    assert set(results) == {"bbox@0.5", "segm@0.5"}
+    assert np.isnan(results["segm@0.5"]["AP"]) and np.isnan(results["bbox@0.5"]["AP"])

@@ -144,3 +144,21 @@ def test_expand_inputs_glob(demo, tmp_path):
     with pytest.raises(FileNotFoundError, match="none_"):
         expand_inputs([str(tmp_path / "none_*.jpg")])
     assert "predictor" in sys.modules
+
+
+def test_demo_folder_skips_an_unreadable_image_and_goes_on(demo, config, tmp_path, caplog):
+    write_images(tmp_path / "images", [(48, 64), (40, 56)])
+    (tmp_path / "images" / "im1.png").write_bytes(b"not an image")
+    written = demo.main(["--config-file", config, "--input", str(tmp_path / "images"),
+                         "--output", str(tmp_path / "vis")])
+    assert [os.path.basename(p) for p in written] == ["im0.png"]
+    assert "im1.png" in caplog.text
+
+
+def test_demo_truncated_checkpoint_is_named(demo, config, tmp_path):
+    weights = tmp_path / "model_final.pth"
+    weights.write_bytes(b"PK\x03\x04 truncated")
+    write_images(tmp_path / "images", [(48, 64)])
+    with pytest.raises(RuntimeError, match="model_final.pth"):
+        demo.main(["--config-file", config, "--input", str(tmp_path / "images"),
+                   "--output", str(tmp_path / "vis"), "--opts", "MODEL.WEIGHTS", str(weights)])

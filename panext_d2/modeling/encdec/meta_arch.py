@@ -7,6 +7,7 @@ from typing import Dict, Optional
 
 import torch
 from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
 from detectron2.layers import Conv2d, ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.postprocessing import sem_seg_postprocess
@@ -115,6 +116,18 @@ class EncDecHead(nn.Module):
         return self.predictor(x)
 
 
+def check_num_classes(num_classes: int, dataset_names) -> None:
+    """MODEL.ENCDEC.NUM_CLASSES must equal the number of ``stuff_classes`` (background
+    included) of every dataset that names its classes."""
+    for name in dataset_names:
+        classes = MetadataCatalog.get(name).get("stuff_classes")
+        if classes and len(classes) != num_classes:
+            raise ValueError(
+                f"dataset {name!r} has {len(classes)} classes {list(classes)[:6]}, but "
+                f"MODEL.ENCDEC.NUM_CLASSES is {num_classes}"
+            )
+
+
 @META_ARCH_REGISTRY.register()
 class EncDecSegmentor(nn.Module):
     """Backbone -> :class:`EncDecHead` -> bilinear upsampling to the (padded) input size.
@@ -163,6 +176,7 @@ class EncDecSegmentor(nn.Module):
                 "MODEL.RESNETS.OUT_FEATURES)"
             )
         e = cfg.MODEL.ENCDEC
+        check_num_classes(e.NUM_CLASSES, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST])
         return {
             "backbone": backbone,
             "head": EncDecHead(cfg, shapes),

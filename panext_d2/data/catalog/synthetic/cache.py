@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import asdict
@@ -38,13 +39,17 @@ def ensure_generated(target: Path, build: Callable[[Path], None]) -> Path:
     """Make ``target`` exist by running ``build(tmp_dir)`` and renaming ``tmp_dir`` to it.
 
     The rename is atomic, so a folder that exists is complete. Several processes (DDP ranks)
-    may build at once: the first rename wins and the others discard their copies.
+    may build at once: the first rename wins and the others discard their copies. Temporary
+    folders are named after their builder's host and process id; those of dead processes of
+    this host (killed mid-build) are removed.
     """
     target = Path(target)
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _remove_abandoned_builds(target)
+    prefix = f".{target.name}.tmp-{socket.gethostname()}-{os.getpid()}-"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
         start = time.perf_counter()
         logger.info("Generating %s ...", target)
@@ -61,6 +66,24 @@ def ensure_generated(target: Path, build: Callable[[Path], None]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _remove_abandoned_builds(target: Path) -> None:
+    host = socket.gethostname()
+    for folder in target.parent.glob(f".{target.name}.tmp-{host}-*-*"):
+        pid = folder.name[len(f".{target.name}.tmp-{host}-"):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def regenerate_hint(folder: os.PathLike) -> str:

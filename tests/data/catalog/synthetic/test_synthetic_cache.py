@@ -112,3 +112,19 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
         read_json(corrupt)
     with pytest.raises(FileNotFoundError, match="absent.png"):
         check_files([str(corrupt), str(tmp_path / "absent.png")])
+
+
+def test_folders_of_killed_builds_are_removed(tmp_path):
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    abandoned = tmp_path / f".set.tmp-{host}-{dead.pid}-abcd"
+    running = tmp_path / f".set.tmp-{host}-{os.getpid()}-efgh"  # a live builder's
+    abandoned.mkdir()
+    running.mkdir()
+    ensure_generated(tmp_path / "set", lambda out: (out / "done").write_text("1"))
+    assert not abandoned.exists() and running.exists()
+    assert (tmp_path / "set" / "done").exists()
