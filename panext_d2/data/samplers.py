@@ -42,22 +42,14 @@ import math
 from typing import Iterator, Optional, Sequence
 
 import torch
+from detectron2.data import MetadataCatalog
 from detectron2.utils import comm
 from torch.utils.data import Sampler
 
+from .foreground import foreground_classes
+
 SAMPLER_NAME = "ForegroundBalancedSampler"
 MODES = ("random", "under", "over")
-
-
-def is_foreground_image(dataset_dict) -> bool:
-    """True when the record's ``foreground_classes`` list is non-empty."""
-    try:
-        return len(dataset_dict["foreground_classes"]) > 0
-    except KeyError:
-        raise KeyError(
-            "image-level sampling needs a 'foreground_classes' list in every dataset dict "
-            f"(missing in the record of {dataset_dict.get('file_name', '?')!r})"
-        ) from None
 
 
 def _per_batch_counts(batch_size: int, share: float):
@@ -198,8 +190,11 @@ def build_train_sampler(cfg, dataset_dicts):
             f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} is not divisible by {world_size} processes"
         )
     sampling = cfg.DATALOADER.FOREGROUND_SAMPLING
+    names = cfg.DATASETS.TRAIN
+    ignore_value = MetadataCatalog.get(names[0]).get("ignore_label", 255) if len(names) else 255
+    classes = foreground_classes(dataset_dicts, ignore_value=ignore_value)
     return ForegroundBalancedSampler(
-        [is_foreground_image(d) for d in dataset_dicts],
+        [len(c) > 0 for c in classes],
         cfg.SOLVER.IMS_PER_BATCH // world_size,
         mode=sampling.MODE,
         foreground_share=sampling.FOREGROUND_SHARE,
