@@ -119,3 +119,14 @@ def test_16bit_images_reach_the_model_rescaled(tmp_path, mapper_class):
         mapper = mapper_class(True, augmentations=[], image_format="BGR")
     image = mapper(record)["image"]
     assert image.shape == (3, 32, 32) and (image == 128).all()
+
+
+def test_too_elongated_image_is_named(tmp_path):
+    from detectron2.data import transforms as T
+
+    Image.fromarray(np.zeros((30, 20000, 3), np.uint8)).save(tmp_path / "strip.png")
+    record = {"file_name": str(tmp_path / "strip.png"), "height": 30, "width": 20000}
+    mapper = DetectionDatasetMapper(False, augmentations=[T.ResizeShortestEdge(128, 128)],
+                                    image_format="RGB")
+    with pytest.raises(ValueError, match="strip.png .20000x30. cannot be resized"):
+        mapper(record)

@@ -22,6 +22,21 @@ def label_map_for_transforms(labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.float32)
 
 
+def augment(augmentations, aug_input: T.AugInput, file_name: str):
+    """``augmentations(aug_input)``; an image too elongated for the resize (one side would
+    shrink to 0 pixels, where PIL fails) raises an error naming the file."""
+    try:
+        return augmentations(aug_input)
+    except ValueError as error:
+        if "must be > 0" not in str(error):
+            raise
+        h, w = aug_input.image.shape[:2]
+        raise ValueError(
+            f"image {file_name} ({w}x{h}) cannot be resized by {augmentations}: a side would "
+            "have 0 pixels; drop it from the dataset or crop it"
+        ) from error
+
+
 @MAPPER_REGISTRY.register_as("default")
 class DetectionDatasetMapper(DatasetMapper):
     """Same inputs, outputs and options as detectron2's DatasetMapper."""
@@ -35,7 +50,7 @@ class DetectionDatasetMapper(DatasetMapper):
             sem_seg = label_map_for_transforms(read_label_map(dataset_dict.pop("sem_seg_file_name")))
 
         aug_input = T.AugInput(image, sem_seg=sem_seg)
-        transforms = self.augmentations(aug_input)
+        transforms = augment(self.augmentations, aug_input, dataset_dict["file_name"])
         image, sem_seg = aug_input.image, aug_input.sem_seg
         image_shape = image.shape[:2]
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))

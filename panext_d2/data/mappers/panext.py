@@ -15,6 +15,7 @@ from panopticapi.utils import rgb2id
 
 from ..image_io import read_image
 from . import MAPPER_REGISTRY
+from .detection import augment
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class PaNeXtPanopticMapper:
         utils.check_image_size(dataset_dict, image)
         if not self.is_train:
             aug_input = T.AugInput(image)
-            self.augmentations(aug_input)
+            augment(self.augmentations, aug_input, dataset_dict["file_name"])
             dataset_dict["image"] = torch.as_tensor(
                 np.ascontiguousarray(aug_input.image.transpose(2, 0, 1))
             )
@@ -150,7 +151,7 @@ class PaNeXtPanopticMapper:
         self._check_categories(dataset_dict)
         dataset_dict.pop("pan_seg_file_name")
         aug_input = T.AugInput(image, sem_seg=pan_rgb)
-        self.augmentations(aug_input)
+        augment(self.augmentations, aug_input, dataset_dict["file_name"])
         image, pan_ids = aug_input.image, rgb2id(aug_input.sem_seg)
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         instances, sem_seg = self.panoptic_targets(

@@ -15,7 +15,7 @@ from detectron2.data import transforms as T
 
 from ..image_io import read_image, read_label_map
 from . import MAPPER_REGISTRY
-from .detection import label_map_for_transforms
+from .detection import augment, label_map_for_transforms
 
 
 @MAPPER_REGISTRY.register_as("semantic")
@@ -85,7 +85,7 @@ class SemanticMapper:
         if self.is_train:
             sem_seg = self._checked_labels(dataset_dict["sem_seg_file_name"])
         aug_input = T.AugInput(image, sem_seg=sem_seg)
-        self.augmentations(aug_input)
+        augment(self.augmentations, aug_input, dataset_dict["file_name"])
         dataset_dict["image"] = torch.as_tensor(
             np.ascontiguousarray(aug_input.image.transpose(2, 0, 1))
         )
