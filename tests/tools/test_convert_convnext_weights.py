@@ -116,6 +116,7 @@ def test_panext_e_loads_everything_but_the_extra_linears(
 ):
     path = _convert(_tool(), checkpoints["official.pth"], tmp_path)
     cfg.MODEL.CONVNEXT.PANEXT_E.EXTENDED_STAGES = extended_stages
+    cfg.MODEL.BACKBONE.FREEZE_AT = 1  # as Base-PaNeXt-e.yaml: stage 1 is extended
     model = _model(cfg, "build_panext_e_fpn_backbone")
     converted = torch.load(path, weights_only=True)["model"]
     model_keys = set(model.state_dict())

@@ -92,7 +92,8 @@ class ConvNeXtBackbone(Backbone):
         freeze_at: as detectron2's ``MODEL.BACKBONE.FREEZE_AT``: 0 freezes nothing, 1 the
             stem, k > 1 the stem and stages 1..k-1. Frozen parts get ``requires_grad=False``
             and stay in eval mode (no DropPath / DropBlock); there is no BatchNorm to
-            convert, and LayerNorm has no running statistics.
+            convert, and LayerNorm has no running statistics. An extended stage cannot be
+            frozen: its extra convs have no pretrained weights.
         out_features: subset of ``res2..res5``; stages after the last one are not built.
     """
 
@@ -116,6 +117,14 @@ class ConvNeXtBackbone(Backbone):
         super().__init__()
         _check_stages(extended_stages, "extended_stages")
         _check_stages(drop_block_stages, "drop_block_stages")
+        frozen_extended = [s for s in extended_stages if s < freeze_at]
+        if frozen_extended:
+            raise ValueError(
+                f"freeze_at={freeze_at} (MODEL.BACKBONE.FREEZE_AT) would freeze extended stage(s) "
+                f"{frozen_extended}, whose extra pointwise convs are new and randomly initialised; "
+                f"freeze at most the stages before {min(extended_stages)} (FREEZE_AT <= "
+                f"{min(extended_stages)})"
+            )
         net = ConvNeXt(
             in_chans=in_chans,
             num_classes=0,

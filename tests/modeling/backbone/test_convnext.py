@@ -63,6 +63,7 @@ def test_cfg_builds_each_variant(cfg):
     # DROP_PATH_RATE 0.2: the last block's DropPath has the full rate.
     assert plain.stages[3].blocks[-1].drop_path.drop_prob == pytest.approx(0.2)
 
+    cfg.MODEL.BACKBONE.FREEZE_AT = 1  # stage 1 is extended: stem only (Base-PaNeXt-e.yaml)
     e = build_backbone(_tiny_cfg(cfg, "build_panext_e_backbone"))
     assert type(e) is PaNeXtEBackbone
     assert not any("GELU" in type(m).__name__ for m in e.modules())
@@ -231,3 +232,13 @@ def test_full_size_parameter_counts(capsys):
     assert e12 - tiny == pytest.approx(2.2e6, abs=0.05e6)
     assert e124 - e12 == 3 * (3072**2 + 3072)  # 28.3 M
     assert e124 - tiny == pytest.approx(30.5e6, abs=0.1e6)
+
+
+def test_an_extended_stage_cannot_be_frozen():
+    """Its extra pointwise convs are new: freezing them would keep them random forever."""
+    tiny = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), extended_stages=(1, 2))
+    with pytest.raises(ValueError, match=r"FREEZE_AT.*extended stage\(s\) \[1\]"):
+        ConvNeXtBackbone(**tiny, freeze_at=2)
+    backbone = ConvNeXtBackbone(**tiny, freeze_at=1)
+    assert all(p.requires_grad for p in backbone.stages.parameters())
+    assert not any(p.requires_grad for p in backbone.stem.parameters())

@@ -12,6 +12,7 @@ def _tiny_fpn_cfg(cfg, name, out_channels=16):
     cfg.MODEL.CONVNEXT.DEPTHS = [1, 1, 2, 1]
     cfg.MODEL.CONVNEXT.DIMS = [8, 16, 32, 64]
     cfg.MODEL.FPN.OUT_CHANNELS = out_channels
+    cfg.MODEL.BACKBONE.FREEZE_AT = 1  # PaNeXt-e's stage 1 is extended: it cannot be frozen
     return cfg
 
 
