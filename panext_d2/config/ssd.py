@@ -126,14 +126,17 @@ def add_ssd_config(cfg):
     # DATALOADER.FILTER_EMPTY_ANNOTATIONS is False).
     s.MIN_NEGATIVES = 3
 
-    # Inference: softmax scores, per-class top-k candidates, per-class NMS, then the best
-    # TEST.DETECTIONS_PER_IMAGE. TF OD API batch_non_max_suppression: score_threshold 1e-8,
-    # iou_threshold 0.6, max_detections_per_class 100, max_total_detections 100.
+    # Inference as the TF OD API's batch_non_max_suppression: softmax scores, every box above
+    # score_threshold 1e-8 to per-class NMS at iou_threshold 0.6, the best
+    # max_detections_per_class 100 survivors of each class, then the best
+    # TEST.DETECTIONS_PER_IMAGE (max_total_detections 100).
     s.SCORE_THRESH_TEST = 1e-8
     s.NMS_THRESH_TEST = 0.6
-    # Candidates per class before NMS (the TF OD API keeps up to 100 per class after NMS;
-    # with 100 detections in total that cap never binds, so this only bounds NMS's work).
-    s.TOPK_CANDIDATES_TEST = 100
+    s.DETECTIONS_PER_CLASS_TEST = 100
+    # Optional cap on the candidates per class *before* NMS, which the TF OD API does not
+    # have: 0 = none (the API). A cap changes the results whenever it binds (fewer, and
+    # different, detections); one at or above the number of default boxes never binds.
+    s.TOPK_CANDIDATES_TEST = 0
     # Inference runs a copy of the backbone and extra layers with every BatchNorm folded into
     # the convolution before it (same outputs up to float rounding, one pass over each
     # feature map less); the copy is rebuilt after every train() / eval() switch, so training

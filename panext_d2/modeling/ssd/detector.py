@@ -79,7 +79,8 @@ class SSD(nn.Module):
         cls_loss_weight: float = 1.0,
         score_thresh_test: float = 1e-8,
         nms_thresh_test: float = 0.6,
-        topk_candidates_test: int = 100,
+        topk_candidates_test: int = 0,
+        detections_per_class_test: int = 100,
         max_detections_per_image: int = 100,
         size_divisibility: int = 32,
         input_format: Optional[str] = None,
@@ -102,6 +103,7 @@ class SSD(nn.Module):
         self.score_thresh_test = score_thresh_test
         self.nms_thresh_test = nms_thresh_test
         self.topk_candidates_test = topk_candidates_test
+        self.detections_per_class_test = detections_per_class_test
         self.max_detections_per_image = max_detections_per_image
         self.size_divisibility = size_divisibility
         self.input_format = input_format
@@ -165,6 +167,7 @@ class SSD(nn.Module):
             "score_thresh_test": s.SCORE_THRESH_TEST,
             "nms_thresh_test": s.NMS_THRESH_TEST,
             "topk_candidates_test": s.TOPK_CANDIDATES_TEST,
+            "detections_per_class_test": s.DETECTIONS_PER_CLASS_TEST,
             "max_detections_per_image": cfg.TEST.DETECTIONS_PER_IMAGE,
             "size_divisibility": max(32, backbone.size_divisibility),
             "input_format": cfg.INPUT.FORMAT,
@@ -275,6 +278,7 @@ class SSD(nn.Module):
             score_thresh=self.score_thresh_test,
             nms_thresh=self.nms_thresh_test,
             topk_per_class=self.topk_candidates_test,
+            max_per_class=self.detections_per_class_test,
             max_detections=self.max_detections_per_image,
         )
 

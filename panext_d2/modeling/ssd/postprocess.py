@@ -1,7 +1,11 @@
 """SSD inference (TF OD API ``ssd_mobilenet_v1_coco`` post-processing, softmax scores as in
-Kolhatkar (2020) §3.1.1): per image and foreground class, the ``topk_per_class`` best default boxes
-above ``score_thresh`` are decoded, clipped to the image, suppressed per class by NMS at
-``nms_thresh``, and the ``max_detections`` best of the image are kept.
+Kolhatkar (2020) §3.1.1), as the API's ``batch_multiclass_non_max_suppression``: per image
+and foreground class, every default box above ``score_thresh`` is decoded, clipped to the
+image and suppressed by NMS at ``nms_thresh``; the ``max_per_class`` best survivors of each
+class are kept (``max_detections_per_class``), then the ``max_detections`` best of the image
+(``max_total_detections``). ``topk_per_class`` > 0 caps the candidates per class *before*
+NMS (not the API's behaviour; 0 = no cap): a cap at or above the number of default boxes
+never binds.
 
 The whole batch is processed at once (images and classes are NMS groups); nothing loops
 over boxes, and the function returns early when no score passes the threshold.
@@ -27,6 +31,16 @@ def _empty(image_size, device) -> Instances:
     return result
 
 
+def _rank_in_group(group: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Position of each element among the elements of its group, in the given order."""
+    order = torch.sort(group, stable=True).indices
+    counts = torch.bincount(group, minlength=num_groups)
+    starts = counts.cumsum(0) - counts
+    rank = torch.empty_like(group)
+    rank[order] = torch.arange(group.numel(), device=group.device) - starts[group[order]]
+    return rank
+
+
 def ssd_inference(
     pred_logits: torch.Tensor,
     pred_deltas: torch.Tensor,
@@ -36,7 +50,8 @@ def ssd_inference(
     *,
     score_thresh: float = 1e-8,
     nms_thresh: float = 0.6,
-    topk_per_class: int = 100,
+    topk_per_class: int = 0,
+    max_per_class: int = 100,
     max_detections: int = 100,
 ) -> List[Instances]:
     """
@@ -53,7 +68,11 @@ def ssd_inference(
     num_classes = k1 - 1
     device = pred_logits.device
     scores = pred_logits.softmax(-1)[..., 1:]  # (N, A, K)
-    top_scores, top_index = scores.topk(min(topk_per_class, num_boxes), dim=1)  # (N, k, K)
+    if 0 < topk_per_class < num_boxes:
+        top_scores, top_index = scores.topk(topk_per_class, dim=1)  # (N, k, K)
+    else:
+        top_scores = scores
+        top_index = torch.arange(num_boxes, device=device)[None, :, None].expand_as(scores)
     candidates = top_scores > score_thresh
     if not bool(candidates.any()):
         return [_empty(tuple(s), device) for s in image_sizes]
@@ -67,15 +86,14 @@ def ssd_inference(
     upper = hw.flip(1).repeat(1, 2)  # (w, h, w, h)
     boxes = torch.minimum(boxes.clamp(min=0), upper)
 
-    kept = batched_nms(boxes.float(), cand_scores.float(), img * num_classes + cls, nms_thresh)
-    # batched_nms returns indices by decreasing score; regroup by image, keeping that order.
+    group = img * num_classes + cls
+    kept = batched_nms(boxes.float(), cand_scores.float(), group, nms_thresh)
+    # batched_nms returns indices by decreasing score: the first max_per_class of each
+    # (image, class) group, then the first max_detections of each image.
+    kept = kept[_rank_in_group(group[kept], n * num_classes) < max_per_class]
     kept = kept[torch.sort(img[kept], stable=True).indices]
-    kept_img = img[kept]
-    counts = torch.bincount(kept_img, minlength=n)
-    starts = counts.cumsum(0) - counts
-    position = torch.arange(kept.numel(), device=device) - starts[kept_img]
-    kept = kept[position < max_detections]
-    per_image = torch.split(kept, counts.clamp(max=max_detections).tolist())
+    kept = kept[_rank_in_group(img[kept], n) < max_detections]
+    per_image = torch.split(kept, torch.bincount(img[kept], minlength=n).tolist())
 
     results = []
     for size, index in zip(image_sizes, per_image):
