@@ -37,12 +37,16 @@ def add_encdec_config(cfg):
     # decoder output) | "proposed" (+ eq. 6.2 fuse block). Default: the thesis' model (§6,
     # Tables 8.2 / 8.3 "Proposed").
     cfg.MODEL.ENCDEC.DECODER = "proposed"
-    # Output width of each decoder stage, coarsest stage first. Seed silent (U-Net "increases
-    # the number of channels in the decoder", §5.3): the first three of the common
-    # segmentation_models_pytorch U-Net widths (256, 128, 64, 32, 16), one per skip of res4..res2.
-    cfg.MODEL.ENCDEC.DECODER_CHANNELS = [256, 128, 64]
+    # Output width of each decoder stage, coarsest stage first; the length sets the depth.
+    # The first len(IN_FEATURES) - 1 stages take the skips res4..res2; further stages
+    # upsample x2 without a skip. U-Net's decoder mirrors its encoder back to the input
+    # resolution (§5.3, Fig. 5.6), and eq. 6.1 sums every decoder layer: five stages for
+    # ResNet-50 (strides 16, 8, 4, 2, 1). Widths: thesis silent; the common
+    # segmentation_models_pytorch U-Net widths, on which the SIIM-ACR competition's winning
+    # U-Nets were built.
+    cfg.MODEL.ENCDEC.DECODER_CHANNELS = [256, 128, 64, 32, 16]
     # Common width C of the inverted hypercolumns (eq. 6.1), also the fuse block's width.
-    # Seed silent: 64 = the finest decoder stage's width, so its phi is width-preserving.
+    # Thesis silent: 64, the width of the stride-4 decoder stage.
     cfg.MODEL.ENCDEC.HYPERCOLUMN_CHANNELS = 64
     # Normalisation after every decoder / fuse 3x3 conv (§6.1.3: BatchNorm; "SyncBN" under DDP).
     cfg.MODEL.ENCDEC.NORM = "BN"
@@ -55,14 +59,14 @@ def add_encdec_config(cfg):
     # stride 32); the decoder also matches sizes by interpolation, so 0 works as well.
     cfg.MODEL.ENCDEC.SIZE_DIVISIBILITY = 32
     # Whether the last 3x3 conv before the 1x1 classifier (the fuse block's last conv of F for
-    # "proposed", the last U-Net stage's second conv for "unet") ends in a ReLU (True, every
-    # conv conv-BN-ReLU as in §6.1) or in BN only (False). Seed silent on that conv. With the
-    # ReLU the classifier sees non-negative features: from scratch on sparse foreground the
-    # foreground logits learn negative weights early, the net encodes foreground as zeroed
-    # features, those ReLUs die and every pixel is predicted background (fg IoU 0); signed
-    # features avoid that. "hypercolumns" classifies X of eq. 6.1 (a sum of 1x1 convs, no
-    # ReLU), so it is unaffected.
-    cfg.MODEL.ENCDEC.CLASSIFIER_INPUT_RELU = False
+    # "proposed", the last U-Net stage's second conv for "unet") ends in a ReLU. True: the
+    # thesis (§6.1.3 and Fig. 6.3: the three convs of F are "followed by Batch Normalization and
+    # ReLU"; U-Net's convs are followed by ReLU, §5.3). False: BN only, for training from
+    # scratch (the CPU quick configs): there the classifier's foreground weights turn
+    # negative early, the net encodes foreground as zeroed features, those ReLUs die and every
+    # pixel is predicted background (fg IoU 0); signed features avoid that. "hypercolumns"
+    # classifies X of eq. 6.1 (a sum of 1x1 convs, no ReLU), so it is unaffected.
+    cfg.MODEL.ENCDEC.CLASSIFIER_INPUT_RELU = True
 
     # Multi-level fuse block Z' = psi2(F(psi1(X))) (eq. 6.2); used by DECODER "proposed".
     cfg.MODEL.ENCDEC.FUSE = CN()
@@ -104,7 +108,7 @@ def add_encdec_config(cfg):
     # Backbone output that is globally average-pooled before the linear layer.
     cfg.MODEL.IMAGE_CLASSIFIER.IN_FEATURE = "res5"
     # "binary": one sigmoid, "has foreground" (SIIM-ACR); "multilabel": one sigmoid per
-    # foreground class (COCO BikeCar). Seed silent on the head: §7.3.3 says "cross-entropy",
+    # foreground class (COCO BikeCar). Thesis silent on the head: §7.3.3 says "cross-entropy",
     # read as the binary cross-entropy of each sigmoid output.
     cfg.MODEL.IMAGE_CLASSIFIER.MODE = "binary"
     # Foreground classes 1..N ("multilabel" logits); BikeCar 2, SIIM-ACR 1.

@@ -56,12 +56,29 @@ class UNetStage(nn.Module):
         return self.conv2(self.conv1(x))
 
 
+class UNetUpStage(nn.Module):
+    """A stage past the finest skip: x2 bilinear upsampling, then two 3x3 conv-BN-ReLU."""
+
+    def __init__(self, in_channels, out_channels, norm):
+        super().__init__()
+        self.conv1 = conv_bn_relu(in_channels, out_channels, norm)
+        self.conv2 = conv_bn_relu(out_channels, out_channels, norm)
+
+    def forward(self, x, skip=None):
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return self.conv2(self.conv1(x))
+
+
 @ENCDEC_DECODER_REGISTRY.register()
 class UNetDecoder(nn.Module):
     """Decodes encoder features ``in_features`` (finest first) from the coarsest one up.
 
-    ``forward`` returns the output of every stage, coarsest first: ``len(in_features) - 1``
-    maps of widths ``channels``, the last at the finest feature's stride.
+    One stage per width in ``channels``: the first ``len(in_features) - 1`` each add a skip
+    (res4, res3, ... for a ResNet); further stages upsample x2 without a skip, so that, as in
+    U-Net, the decoder can mirror the encoder back to the input resolution (ResNet-50:
+    strides 16, 8, 4 with skips, then 2 and 1). detectron2's ResNet stem exposes no stride-2
+    map, so the stride-2 stage has no skip. ``forward`` returns the output of every stage,
+    coarsest first.
     """
 
     @configurable
@@ -75,10 +92,10 @@ class UNetDecoder(nn.Module):
         super().__init__()
         if len(in_features) < 2:
             raise ValueError(f"the U-Net decoder needs at least two features, got {in_features}")
-        if len(channels) != len(in_features) - 1:
+        if len(channels) < len(in_features) - 1:
             raise ValueError(
-                f"{len(in_features) - 1} decoder stages for features {list(in_features)}, "
-                f"but {len(channels)} widths {list(channels)}"
+                f"features {list(in_features)} need at least {len(in_features) - 1} decoder "
+                f"stages (one per skip), but MODEL.ENCDEC.DECODER_CHANNELS has {list(channels)}"
             )
         input_strides(input_shape, in_features)
         self.in_features = list(in_features)
@@ -88,9 +105,20 @@ class UNetDecoder(nn.Module):
             UNetStage(widths[i], input_shape[name].channels, widths[i + 1], norm)
             for i, name in enumerate(skips)
         )
-        self._skips = skips
+        self.stages.extend(
+            UNetUpStage(widths[i], widths[i + 1], norm) for i in range(len(skips), len(channels))
+        )
+        self._skips = skips + [None] * (len(channels) - len(skips))
         self.out_channels: List[int] = list(channels)
-        self.out_strides: List[int] = [input_shape[name].stride for name in skips]
+        finest, extra = input_shape[skips[-1]].stride, len(channels) - len(skips)
+        if finest % 2**extra:
+            raise ValueError(
+                f"{extra} decoder stage(s) past the finest skip (stride {finest}) would go below "
+                f"the input resolution; MODEL.ENCDEC.DECODER_CHANNELS {list(channels)} is too long"
+            )
+        self.out_strides: List[int] = [input_shape[name].stride for name in skips] + [
+            finest // 2 ** (k + 1) for k in range(extra)
+        ]
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -110,6 +138,6 @@ class UNetDecoder(nn.Module):
         x = features[self.in_features[-1]]
         outputs = []
         for stage, name in zip(self.stages, self._skips):
-            x = stage(x, features[name])
+            x = stage(x, features[name] if name else None)
             outputs.append(x)
         return outputs

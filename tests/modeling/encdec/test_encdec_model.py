@@ -2,6 +2,7 @@ import pytest
 import torch
 from detectron2.modeling import build_model
 
+from panext_d2 import get_panext_cfg
 from panext_d2.modeling.encdec import (
     EncDecSegmentor,
     InvertedHypercolumns,
@@ -189,3 +190,35 @@ def test_classifier_input_relu(cfg, decoder):
         with torch.no_grad():
             x = signed.head.decoder(signed.backbone(torch.randn(2, 3, 64, 64)))[-1]
         assert (x < 0).any()
+
+
+def test_recipe_decoder_mirrors_the_encoder_to_the_input_resolution():
+    """Andrade (2021) §5.3 / eq. 6.1: five decoder stages for ResNet-50 (three with skips,
+    two without), every one summed by the hypercolumns; convs before the classifier end in
+    ReLU (§6.1.3). The CPU quick config keeps three stages and no final ReLU."""
+    from tests.conftest import REPO_ROOT
+
+    recipe = get_panext_cfg(f"{REPO_ROOT}/configs/encdec/siim_acr/proposed.yaml",
+                            ["MODEL.DEVICE", "meta"])
+    with torch.device("meta"):
+        model = build_model(recipe)
+    assert model.head.decoder.out_strides == [16, 8, 4, 2, 1]
+    assert len(model.head.hypercolumns.phi) == 5 and model.head.output_stride == 1
+    assert recipe.MODEL.ENCDEC.CLASSIFIER_INPUT_RELU
+    quick = get_panext_cfg(
+        f"{REPO_ROOT}/configs/quick_schedules/encdec_proposed_synthetic_cpu.yaml")
+    assert len(quick.MODEL.ENCDEC.DECODER_CHANNELS) == 3
+    assert not quick.MODEL.ENCDEC.CLASSIFIER_INPUT_RELU
+
+
+def test_skip_free_stages_double_the_resolution(cfg):
+    cfg = tiny_cfg(cfg, "unet")
+    cfg.MODEL.ENCDEC.DECODER_CHANNELS = [16, 8, 8, 4, 4]
+    model = build_model(cfg).eval()
+    assert model.head.decoder.out_strides == [16, 8, 4, 2, 1]
+    with torch.no_grad():
+        out = model(_inputs(with_target=False))
+    assert out[0]["sem_seg"].shape == (3, H, W)
+    cfg.MODEL.ENCDEC.DECODER_CHANNELS = [16, 8, 8, 4, 4, 4]
+    with pytest.raises(ValueError, match="below the input resolution"):
+        build_model(cfg)
