@@ -39,7 +39,9 @@ def add_panext_head_config(cfg):
     # CPU, torchvision on CUDA). Parameters and checkpoints are the same for all three.
     P.POSITION_HEAD.DEFORM_IMPL = "auto"
     P.POSITION_HEAD.NORM = "GN"  # PanopticFCN
-    P.POSITION_HEAD.PRIOR_PROB = 0.01  # output bias = -log((1-p)/p) (PanopticFCN, RetinaNet)
+    # Prior of the center and region outputs: bias = -log((1-p)/p). PanopticFCN sets the bias
+    # to -2.19 (POSITION_HEAD.THING.BIAS_VALUE) on both, i.e. p = 0.1 (RetinaNet uses 0.01).
+    P.POSITION_HEAD.PRIOR_PROB = 0.1
 
     # High-resolution feature processor (thesis §3.1.3): semantic-FPN merge to stride 4
     # (Kirillov et al.), then a conv stack with SmeLU.
@@ -51,7 +53,11 @@ def add_panext_head_config(cfg):
     P.HR.ACTIVATION = "smelu"  # thesis §3.1.3: "smelu"; "relu" gives the PanopticFCN baseline
     P.HR.SMELU_BETA = 2.0  # docs/DESIGN.md §1: default of the public SmeLU implementation
     P.HR.COORD = True  # coordinate channels before the stack (PanopticFCN)
-    P.HR.NORM = "GN"  # PanopticFCN
+    # Norm of the merge convs: PanopticFCN's SEMANTIC_FPN.NORM "GN".
+    P.HR.MERGE_NORM = "GN"
+    # Norm of the conv stack: none, as PanopticFCN's FEATURE_ENCODER.NORM "" (the thesis names
+    # only the convs and SmeLU, §3.1.3). The from-scratch quick configs use "GN".
+    P.HR.NORM = ""
 
     # Training targets.
     P.TARGETS = CN()

@@ -52,7 +52,10 @@ class DeformConv(nn.Module):
 
 
 class ConvStack(nn.Sequential):
-    """``num_convs`` x (3x3 conv [deformable] -> norm -> activation), conv weights N(0, 0.01)."""
+    """``num_convs`` x (3x3 conv [deformable] -> norm -> activation). Conv weights are
+    N(0, 0.01) when a norm follows (PanopticFCN's heads); without a norm they keep PyTorch's
+    default init, as PanopticFCN's feature encoder, since N(0, 0.01) would shrink every
+    activation ~10x per layer there."""
 
     def __init__(
         self,
@@ -69,9 +72,12 @@ class ConvStack(nn.Sequential):
             cin = in_channels if i == 0 else channels
             if deform:
                 conv = DeformConv(cin, channels, bias=not norm, impl=deform_impl)
-                init_conv(conv.conv)
+                if norm:
+                    init_conv(conv.conv)
             else:
-                conv = init_conv(nn.Conv2d(cin, channels, 3, padding=1, bias=not norm))
+                conv = nn.Conv2d(cin, channels, 3, padding=1, bias=not norm)
+                if norm:
+                    init_conv(conv)
             layers += [conv, build_norm(norm, channels), activation()]
         super().__init__(*layers)
 

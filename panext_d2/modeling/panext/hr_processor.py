@@ -59,8 +59,9 @@ class SemanticFPNMerge(nn.Module):
 
 
 class HRProcessor(nn.Module):
-    """Semantic-FPN merge -> [coordinates] -> ``num_convs`` x (conv3x3-norm-activation) with
-    ``out_channels`` (= kernel dim) channels at stride 4."""
+    """Semantic-FPN merge (convs normalised by ``merge_norm``) -> [coordinates] ->
+    ``num_convs`` x (conv3x3-[norm]-activation) with ``out_channels`` (= kernel dim) channels
+    at stride 4."""
 
     @configurable
     def __init__(
@@ -74,9 +75,10 @@ class HRProcessor(nn.Module):
         smelu_beta: float,
         coord: bool,
         norm: str,
+        merge_norm: str = "GN",
     ):
         super().__init__()
-        self.merge = SemanticFPNMerge(input_shape, fpn_dim, norm)
+        self.merge = SemanticFPNMerge(input_shape, fpn_dim, merge_norm)
         self.coord = coord
         self.convs = ConvStack(
             fpn_dim + 2 * coord,
@@ -99,6 +101,7 @@ class HRProcessor(nn.Module):
             "smelu_beta": P.HR.SMELU_BETA,
             "coord": P.HR.COORD,
             "norm": P.HR.NORM,
+            "merge_norm": P.HR.MERGE_NORM,
         }
 
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:

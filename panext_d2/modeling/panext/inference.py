@@ -42,17 +42,21 @@ def top_things(scores: torch.Tensor, kernels: torch.Tensor, thresh: float, top_k
 def fuse_thing_kernels(
     kernels: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, similarity_thresh: float
 ):
-    """Average clustering of kernels sorted by decreasing score: kernels of the same class
-    with cosine similarity >= thresh belong together; a kernel that no higher-scored kernel
-    claims starts a group, whose kernel is the mean of its members and whose score and class
-    are its own."""
+    """Average clustering of kernels sorted by decreasing score, as PanopticFCN's
+    ``kernel_fusion``: a kernel claims every lower-scored kernel of its class with cosine
+    similarity >= thresh; each kernel belongs only to its first (highest-scored) claimer, and
+    a kernel no higher-scored kernel claims starts a group. A group's kernel is the mean of its
+    members, its score and class are its leader's; a kernel whose first claimer is itself
+    claimed joins no group."""
     if len(kernels) == 0:
         return kernels, scores, classes
     unit = F.normalize(kernels, dim=1)
     similar = (unit @ unit.T >= similarity_thresh) & (classes[:, None] == classes[None, :])
     similar = similar | torch.eye(len(kernels), dtype=torch.bool, device=kernels.device)
-    leaders = similar.float().cumsum(0).diagonal() == 1
-    groups = similar[leaders].float()
+    claims = torch.triu(similar)  # row i claims column j >= i
+    first = claims & (claims.float().cumsum(0) == 1)  # j's first claimer
+    leaders = first.diagonal()
+    groups = first[leaders].float()
     fused = groups @ kernels / groups.sum(1, keepdim=True)
     return fused, scores[leaders], classes[leaders]
 

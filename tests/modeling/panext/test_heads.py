@@ -35,9 +35,12 @@ def test_backbone_and_hr_shapes_at_a_non_multiple_of_32_input(tiny_cfg):
 
 
 def test_position_head_starts_at_the_prior(tiny_cfg):
+    """PanopticFCN's bias -2.19 (p = 0.1) on the center and region outputs."""
+    assert tiny_cfg.MODEL.PANEXT.POSITION_HEAD.PRIOR_PROB == 0.1
     head = PositionHead(tiny_cfg, [ShapeSpec(channels=8, stride=8)])
     things, stuff = head([torch.randn(1, 8, 6, 6)])
-    assert torch.allclose(things[0].sigmoid().mean(), torch.tensor(0.01), atol=5e-3)
+    assert torch.allclose(things[0].sigmoid().mean(), torch.tensor(0.1), atol=2e-2)
+    assert torch.allclose(stuff[0].sigmoid().mean(), torch.tensor(0.1), atol=2e-2)
     assert sum(isinstance(m, DeformConv2d) for m in head.modules()) == 2  # NUM_CONVS
 
 
@@ -87,3 +90,18 @@ def test_group_norm_groups_fit_narrow_widths():
         group_norm_groups(256) == 32 and group_norm_groups(8) == 4 and group_norm_groups(24) == 12
     )
     assert group_norm_groups(40) == 20 and group_norm_groups(1) == 1
+
+
+def test_hr_stack_follows_panopticfcn_feature_encoder(tiny_cfg):
+    """GroupNorm in the semantic-FPN merge, none in the conv stack (PanopticFCN's
+    SEMANTIC_FPN.NORM "GN", FEATURE_ENCODER.NORM ""), whose convs keep PyTorch's init so
+    that activations do not vanish through the stack."""
+    from panext_d2.modeling.panext.hr_processor import HRProcessor
+
+    shapes = {f"p{i}": ShapeSpec(channels=8, stride=2**i) for i in range(2, 6)}
+    hr = HRProcessor(tiny_cfg, {k: shapes[k] for k in tiny_cfg.MODEL.PANEXT.HR_IN_FEATURES})
+    assert any(isinstance(m, nn.GroupNorm) for m in hr.merge.modules())
+    assert not any(isinstance(m, nn.GroupNorm) for m in hr.convs.modules())
+    torch.manual_seed(0)
+    out = hr({k: torch.randn(1, 8, 64 // 2**i, 64 // 2**i) for i, k in enumerate(shapes)})
+    assert out.std() > 0.05  # N(0, 0.01) weights without a norm gave ~1e-4

@@ -126,3 +126,21 @@ def test_apply_kernels_is_a_batched_1x1_conv():
         ]
     )
     assert torch.allclose(out, ref, atol=1e-6)
+
+
+def test_kernel_fusion_assigns_each_kernel_to_one_group_only():
+    """PanopticFCN's kernel_fusion: leaders L1 > L2 at 50 degrees (not similar at 0.9) and a
+    kernel M halfway (cos 0.906 with both): M joins L1's group only. A chain A > B > C at 0,
+    20, 40 degrees: C's only claimer B is itself claimed, so C joins no group."""
+    import math
+
+    def unit(degrees):
+        return torch.tensor([math.cos(math.radians(degrees)), math.sin(math.radians(degrees))])
+
+    zeros = torch.zeros(3, dtype=torch.long)
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    fused, s, _ = infer.fuse_thing_kernels(torch.stack([unit(0), unit(50), unit(25)]), scores, zeros, 0.9)
+    assert s.tolist() == pytest.approx([0.9, 0.8])
+    assert torch.allclose(fused[0], (unit(0) + unit(25)) / 2) and torch.allclose(fused[1], unit(50))
+    fused, s, _ = infer.fuse_thing_kernels(torch.stack([unit(0), unit(20), unit(40)]), scores, zeros, 0.9)
+    assert s.tolist() == pytest.approx([0.9]) and torch.allclose(fused[0], (unit(0) + unit(20)) / 2)
