@@ -59,6 +59,14 @@ def add_panext_head_config(cfg):
     # only the convs and SmeLU, §3.1.3). The from-scratch quick configs use "GN".
     P.HR.NORM = ""
 
+    # Stuff kernels. "panopticfcn": as its code (k = 1, "all same-category points are treated
+    # equally", thesis §3.3.3): per level, the kernels of the region averaged (sum / cells of
+    # the level), one kernel and Dice term per level in training (ground-truth regions), the
+    # mean over levels at inference (regions of score > STUFF_SCORE_THRESH).
+    # "score_weighted": one kernel per region, weighted by the predicted scores over all
+    # levels (the from-scratch quick configs).
+    P.STUFF_KERNELS = "panopticfcn"
+
     # Training targets.
     P.TARGETS = CN()
     # Level assignment of things by sqrt(box area) in input pixels, one (low, high) range

@@ -79,6 +79,31 @@ def stuff_candidates(scores: torch.Tensor, kernels: torch.Tensor, thresh: float)
     return fused, mean_score, found.nonzero(as_tuple=True)[0]
 
 
+def stuff_candidates_per_level(scores: List[torch.Tensor], kernels: List[torch.Tensor], thresh: float):
+    """PanopticFCN's stuff kernels at inference, one image: on each level, a class' region is
+    the cells whose score exceeds ``thresh``, its kernel the region's kernels summed and
+    divided by the level's cell count, its score the mean score over the region; a class'
+    kernel and score are then the means over the levels where it has a region. (PanopticFCN
+    takes the region as the argmax over its stuff classes plus a "things" class, which our
+    heads do not have, hence the per-class threshold.)
+
+    Args:
+        scores: per level (C_st, S_l); kernels: per level (D, S_l).
+    Returns:
+        kernels (N, D), scores (N,), classes (N,) of the classes found.
+    """
+    region = [(s > thresh).float() for s in scores]
+    pooled = torch.stack([r @ k.T / r.shape[1] for r, k in zip(region, kernels)])  # (L, C, D)
+    cells = torch.stack([r.sum(1) for r in region])  # (L, C)
+    level_scores = torch.stack([(s * r).sum(1) for s, r in zip(scores, region)]) / cells.clamp(min=1)
+    on_level = (cells > 0).float()
+    levels = on_level.sum(0)
+    found = levels > 0
+    fused = (pooled * on_level[..., None]).sum(0)[found] / levels[found, None]
+    mean_score = (level_scores * on_level).sum(0)[found] / levels[found]
+    return fused, mean_score, found.nonzero(as_tuple=True)[0]
+
+
 def maskness(
     probs: torch.Tensor,
     thresh: float,

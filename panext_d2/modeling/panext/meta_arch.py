@@ -17,7 +17,15 @@ from . import inference as infer
 from .heads import KernelHead, PositionHead
 from .hr_processor import HRProcessor
 from .losses import segmentation_loss, stuff_position_loss, thing_position_loss
-from .targets import build_targets, flatten_levels, select_thing_positions, stuff_kernels
+from .targets import (
+    build_targets,
+    flatten_levels,
+    select_thing_positions,
+    stuff_kernels,
+    stuff_kernels_per_level,
+)
+
+STUFF_KERNEL_MODES = ("panopticfcn", "score_weighted")
 
 
 def class_ids_from_metadata(dataset_names: Sequence[str], num_things: int, num_stuff: int):
@@ -71,8 +79,14 @@ class PaNeXt(nn.Module):
         thing_norm: str,
         dice_form: str,
         inference: Dict,
+        stuff_kernels: str = "panopticfcn",
     ):
         super().__init__()
+        if stuff_kernels not in STUFF_KERNEL_MODES:
+            raise ValueError(
+                f"MODEL.PANEXT.STUFF_KERNELS={stuff_kernels!r}; expected one of {STUFF_KERNEL_MODES}"
+            )
+        self.stuff_kernel_mode = stuff_kernels
         self.backbone = backbone
         self.kernel_head = kernel_head
         self.position_head = position_head
@@ -146,6 +160,7 @@ class PaNeXt(nn.Module):
             "thing_norm": P.LOSS.THING_NORM,
             "dice_form": P.LOSS.DICE_FORM,
             "inference": {k.lower(): v for k, v in I.items()},
+            "stuff_kernels": P.STUFF_KERNELS,
         }
 
     @property
@@ -204,18 +219,18 @@ class PaNeXt(nn.Module):
             stuff_scores = flatten_levels(stuff_logits).sigmoid()
         positions, weights = select_thing_positions(thing_scores, targets, self.thing_pos_num)
         thing_k = kernels.permute(0, 2, 1)[targets.thing_batch[:, None], positions]  # (M, k, D)
-        stuff_k, _ = stuff_kernels(stuff_scores, flatten_levels(targets.stuff_maps), kernels)
-        stuff_k = stuff_k[targets.stuff_batch, targets.stuff_classes]  # (N, D)
+        stuff_k, stuff_objects = self.training_stuff_kernels(stuff_scores, kernels, targets)
+        stuff_batch = targets.stuff_batch[stuff_objects]
         m, k = positions.shape
         object_kernels = torch.cat([thing_k.reshape(m * k, kernels.shape[1]), stuff_k])
-        owners = torch.cat([targets.thing_batch.repeat_interleave(k), targets.stuff_batch])
+        owners = torch.cat([targets.thing_batch.repeat_interleave(k), stuff_batch])
         probs = self.object_masks(object_kernels, owners, hr).sigmoid().flatten(1)
         loss_seg = segmentation_loss(
             probs[: m * k].view(m, k, probs.shape[1]),
             targets.thing_masks.flatten(1),
             weights,
             probs[m * k :],
-            targets.stuff_masks.flatten(1),
+            targets.stuff_masks[stuff_objects].flatten(1),
             self.dice_form,
         )
         # Keeps every head in the graph when a batch holds no object.
@@ -225,6 +240,27 @@ class PaNeXt(nn.Module):
             "loss_pos_st": self.position_weight * loss_st,
             "loss_seg": self.segment_weight * loss_seg,
         }
+
+    def training_stuff_kernels(self, stuff_scores, kernels, targets):
+        """Kernels of the N ground-truth stuff regions and, for each, the index of its stuff
+        object. "panopticfcn": one kernel per level where the region exists (each with its
+        own Dice term); "score_weighted": one per region, the kernels weighted by the
+        predicted stuff scores over all levels."""
+        if self.stuff_kernel_mode == "score_weighted":
+            stuff_k, _ = stuff_kernels(stuff_scores, flatten_levels(targets.stuff_maps), kernels)
+            objects = torch.arange(len(targets.stuff_batch), device=kernels.device)
+            return stuff_k[targets.stuff_batch, targets.stuff_classes], objects
+        sizes = [m.shape[2] * m.shape[3] for m in targets.stuff_maps]
+        pooled, present = stuff_kernels_per_level(
+            [m.flatten(2) for m in targets.stuff_maps], kernels.split(sizes, dim=2)
+        )
+        level, objects = present[:, targets.stuff_batch, targets.stuff_classes].nonzero(as_tuple=True)
+        return pooled[level, targets.stuff_batch[objects], targets.stuff_classes[objects]], objects
+
+    def inference_stuff_kernels(self, scores, kernels, sizes, thresh):
+        if self.stuff_kernel_mode == "score_weighted":
+            return infer.stuff_candidates(scores, kernels, thresh)
+        return infer.stuff_candidates_per_level(scores.split(sizes, 1), kernels.split(sizes, 1), thresh)
 
     @staticmethod
     def _match_size(hr: torch.Tensor, size) -> torch.Tensor:
@@ -251,6 +287,7 @@ class PaNeXt(nn.Module):
     def inference(self, batched_inputs, images, thing_logits, stuff_logits, kernels, hr):
         cfg = self.inference_cfg
         peaks = flatten_levels(infer.center_peaks(thing_logits, cfg["center_nms_kernel"]))
+        sizes = [x.shape[2] * x.shape[3] for x in stuff_logits]
         stuff_scores = flatten_levels(stuff_logits).sigmoid()
         results = []
         for b, (x, image_size) in enumerate(zip(batched_inputs, images.image_sizes)):
@@ -260,8 +297,8 @@ class PaNeXt(nn.Module):
             t_kernels, t_scores, t_classes = infer.fuse_thing_kernels(
                 t_kernels, t_scores, t_classes, cfg["similarity_thresh"]
             )
-            s_kernels, s_scores, s_classes = infer.stuff_candidates(
-                stuff_scores[b], kernels[b], cfg["stuff_score_thresh"]
+            s_kernels, s_scores, s_classes = self.inference_stuff_kernels(
+                stuff_scores[b], kernels[b], sizes, cfg["stuff_score_thresh"]
             )
             logits = infer.apply_kernels(torch.cat([t_kernels, s_kernels])[None], hr[b : b + 1])[0]
             height = x.get("height", image_size[0])

@@ -213,3 +213,18 @@ def stuff_kernels(stuff_scores: torch.Tensor, regions: torch.Tensor, kernels: to
     total = weights.sum(2)
     avg = torch.einsum("bcs,bds->bcd", weights, kernels) / total.clamp(min=1e-12)[..., None]
     return avg, total
+
+
+def stuff_kernels_per_level(regions: List[torch.Tensor], kernels: List[torch.Tensor]):
+    """PanopticFCN's stuff kernels: per level, the kernels inside a class' region summed and
+    divided by the level's cell count (average pooling of the masked kernel map), so every
+    position of the region counts equally (k = 1 for stuff, Debucean (2022) §3.3.3).
+
+    Args:
+        regions: per level (B, C_st, S_l) binary maps; kernels: per level (B, D, S_l).
+    Returns:
+        (L, B, C_st, D) kernels and (L, B, C_st) whether the class has a region on the level.
+    """
+    pooled = [torch.einsum("bcs,bds->bcd", r, k) / r.shape[2] for r, k in zip(regions, kernels)]
+    present = [r.amax(2) > 0 for r in regions]
+    return torch.stack(pooled), torch.stack(present)

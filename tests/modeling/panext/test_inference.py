@@ -144,3 +144,15 @@ def test_kernel_fusion_assigns_each_kernel_to_one_group_only():
     assert torch.allclose(fused[0], (unit(0) + unit(25)) / 2) and torch.allclose(fused[1], unit(50))
     fused, s, _ = infer.fuse_thing_kernels(torch.stack([unit(0), unit(20), unit(40)]), scores, zeros, 0.9)
     assert s.tolist() == pytest.approx([0.9]) and torch.allclose(fused[0], (unit(0) + unit(20)) / 2)
+
+
+def test_stuff_candidates_per_level_follow_panopticfcn():
+    """Per level: region = score > thresh, kernel = region sum / level cells, score = region
+    mean; then the mean over the levels where the class has a region."""
+    scores = [torch.tensor([[0.5, 0.05, 0.25, 0.0], [0.0, 0.0, 0.0, 0.0]]),  # level 0: 4 cells
+              torch.tensor([[0.3, 0.0], [0.02, 0.0]])]  # level 1: 2 cells
+    kernels = [torch.tensor([[2.0, 100.0, 8.0, 50.0]]), torch.tensor([[4.0, 7.0]])]
+    k, s, c = infer.stuff_candidates_per_level(scores, kernels, 0.1)
+    assert c.tolist() == [0]
+    assert k[0, 0].item() == pytest.approx(((2 + 8) / 4 + 4 / 2) / 2)
+    assert s.item() == pytest.approx(((0.5 + 0.25) / 2 + 0.3) / 2)

@@ -215,3 +215,16 @@ def test_stuff_kernels_are_score_weighted_region_means():
     avg, total = stuff_kernels(scores, regions, kernels)
     assert avg.item() == pytest.approx((0.5 * 2 + 1.0 * 4) / 1.5)
     assert total.item() == pytest.approx(1.5)
+
+
+def test_stuff_kernels_per_level_average_over_the_whole_level():
+    from panext_d2.modeling.panext.targets import stuff_kernels_per_level
+
+    regions = [torch.tensor([[[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]),
+               torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])]
+    kernels = [torch.tensor([[[1.0, 3.0, 5.0, 7.0]]]), torch.tensor([[[2.0, 6.0]]])]
+    pooled, present = stuff_kernels_per_level(regions, kernels)
+    assert pooled.shape == (2, 1, 2, 1)
+    assert pooled[0, 0, :, 0].tolist() == pytest.approx([(1 + 3) / 4, 0.0])
+    assert pooled[1, 0, :, 0].tolist() == pytest.approx([2 / 2, 6 / 2])
+    assert present.tolist() == [[[True, False]], [[True, True]]]
