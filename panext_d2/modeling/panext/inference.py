@@ -71,10 +71,10 @@ def stuff_candidates(scores: torch.Tensor, kernels: torch.Tensor, thresh: float)
         kernels (N, D), scores (N,), classes (N,) of the classes found.
     """
     region = scores > thresh
-    weights = scores * region
+    weights = scores.float() * region
     total = weights.sum(1)
     found = total > 0
-    fused = (weights[found] @ kernels.T) / total[found, None]
+    fused = (weights[found] @ kernels.float().T) / total[found, None]
     mean_score = total[found] / region[found].sum(1)
     return fused, mean_score, found.nonzero(as_tuple=True)[0]
 
@@ -93,9 +93,10 @@ def stuff_candidates_per_level(scores: List[torch.Tensor], kernels: List[torch.T
         kernels (N, D), scores (N,), classes (N,) of the classes found.
     """
     region = [(s > thresh).float() for s in scores]
-    pooled = torch.stack([r @ k.T / r.shape[1] for r, k in zip(region, kernels)])  # (L, C, D)
+    pooled = torch.stack([r @ k.float().T / r.shape[1] for r, k in zip(region, kernels)])  # (L, C, D)
     cells = torch.stack([r.sum(1) for r in region])  # (L, C)
-    level_scores = torch.stack([(s * r).sum(1) for s, r in zip(scores, region)]) / cells.clamp(min=1)
+    level_scores = torch.stack([(s.float() * r).sum(1) for s, r in zip(scores, region)])
+    level_scores = level_scores / cells.clamp(min=1)
     on_level = (cells > 0).float()
     levels = on_level.sum(0)
     found = levels > 0

@@ -1,5 +1,6 @@
 """PaNeXt losses (Debucean (2022) §3.3.3): focal position losses (eq. 3.3.1-3.3.3) and the
-weighted Dice segmentation loss (eq. 3.3.4-3.3.5) with the Dice of eq. 2.6.12."""
+weighted Dice segmentation loss (eq. 3.3.4-3.3.5) with the Dice of eq. 2.6.12. All are
+computed in float32: under float16 autocast a sum over a mask's pixels passes 65,504."""
 
 from typing import List
 
@@ -27,7 +28,8 @@ def thing_position_loss(
     if norm not in THING_NORMS:
         raise ValueError(f"MODEL.PANEXT.LOSS.THING_NORM must be one of {THING_NORMS}, got {norm!r}")
     total = sum(
-        sigmoid_focal_loss(x, y, alpha, gamma, reduction="sum") for x, y in zip(logits, heatmaps)
+        sigmoid_focal_loss(x.float(), y.float(), alpha, gamma, reduction="sum")
+        for x, y in zip(logits, heatmaps)
     )
     if norm == "num_thing_classes":
         return total / (num_thing_classes * logits[0].shape[0])
@@ -40,7 +42,8 @@ def stuff_position_loss(
     """Eq. 3.3.2: sum over levels of the summed focal loss divided by W_k * H_k, averaged
     over the images of the batch."""
     total = sum(
-        sigmoid_focal_loss(x, y, alpha, gamma, reduction="sum") / (x.shape[-1] * x.shape[-2])
+        sigmoid_focal_loss(x.float(), y.float(), alpha, gamma, reduction="sum")
+        / (x.shape[-1] * x.shape[-2])
         for x, y in zip(logits, maps)
     )
     return total / logits[0].shape[0]
@@ -55,6 +58,7 @@ def dice_loss(pred: torch.Tensor, target: torch.Tensor, form: str = "thesis") ->
     "thesis" (eq. 2.6.12): 1 - (1 + 2 sum(y*p)) / (1 + sum(y) + sum(p));
     "panopticfcn" (V-Net form of PanopticFCN's code): 1 - 2 sum(y*p) / (sum(y^2) + sum(p^2)).
     """
+    pred, target = pred.float(), target.float()
     if form == "thesis":
         return 1 - (1 + 2 * (pred * target).sum(-1)) / (1 + target.sum(-1) + pred.sum(-1))
     if form == "panopticfcn":

@@ -233,8 +233,8 @@ class PaNeXt(nn.Module):
             targets.stuff_masks[stuff_objects].flatten(1),
             self.dice_form,
         )
-        # Keeps every head in the graph when a batch holds no object.
-        loss_seg = loss_seg + 0.0 * (kernels.sum() + hr.sum())
+        if len(object_kernels) == 0:  # no object: keep every head in the graph (DDP)
+            loss_seg = loss_seg + (kernels.float().mean() + hr.float().mean()) * 0
         return {
             "loss_pos_th": self.position_weight * loss_th,
             "loss_pos_st": self.position_weight * loss_st,

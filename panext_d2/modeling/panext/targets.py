@@ -209,9 +209,9 @@ def stuff_kernels(stuff_scores: torch.Tensor, regions: torch.Tensor, kernels: to
     Returns:
         (B, C_st, D) kernels and (B, C_st) sums of the weights.
     """
-    weights = stuff_scores * regions
+    weights = (stuff_scores * regions).float()  # float32: sums over ~10k cells
     total = weights.sum(2)
-    avg = torch.einsum("bcs,bds->bcd", weights, kernels) / total.clamp(min=1e-12)[..., None]
+    avg = torch.einsum("bcs,bds->bcd", weights, kernels.float()) / total.clamp(min=1e-12)[..., None]
     return avg, total
 
 
@@ -225,6 +225,9 @@ def stuff_kernels_per_level(regions: List[torch.Tensor], kernels: List[torch.Ten
     Returns:
         (L, B, C_st, D) kernels and (L, B, C_st) whether the class has a region on the level.
     """
-    pooled = [torch.einsum("bcs,bds->bcd", r, k) / r.shape[2] for r, k in zip(regions, kernels)]
+    pooled = [  # float32: a region's sum over ~10k cells can pass float16's range
+        torch.einsum("bcs,bds->bcd", r.float(), k.float()) / r.shape[2]
+        for r, k in zip(regions, kernels)
+    ]
     present = [r.amax(2) > 0 for r in regions]
     return torch.stack(pooled), torch.stack(present)

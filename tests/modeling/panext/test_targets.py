@@ -228,3 +228,16 @@ def test_stuff_kernels_per_level_average_over_the_whole_level():
     assert pooled[0, 0, :, 0].tolist() == pytest.approx([(1 + 3) / 4, 0.0])
     assert pooled[1, 0, :, 0].tolist() == pytest.approx([2 / 2, 6 / 2])
     assert present.tolist() == [[[True, False]], [[True, True]]]
+
+
+def test_stuff_kernels_do_not_overflow_in_float16():
+    """A stuff region of ~10k cells with kernel values of 100: the float16 sum (1e6) would be
+    inf (> 65,504); the pooling runs in float32."""
+    from panext_d2.modeling.panext.targets import stuff_kernels, stuff_kernels_per_level
+
+    regions = torch.ones(1, 2, 96 * 100, dtype=torch.float16)
+    kernels = torch.full((1, 4, 96 * 100), 100.0, dtype=torch.float16)
+    pooled, _ = stuff_kernels_per_level([regions], [kernels])
+    assert torch.isfinite(pooled).all() and pooled[0, 0, 0, 0] == 100.0
+    weighted, _ = stuff_kernels(regions, regions, kernels)
+    assert torch.isfinite(weighted).all() and weighted[0, 0, 0] == 100.0
