@@ -7,6 +7,13 @@
 #   PYTHON=python3.10     which interpreter to use (default: python3.10 on PATH, then pyenv)
 #   VENV_ARGS=            extra `python -m venv` flags, e.g. --system-site-packages to see a
 #                         detectron2 built from source outside the venv
+#   SETUP_DRY_RUN=1       print the decisions (torch: keep or install; detectron2: keep or
+#                         install) and stop before installing anything
+#
+# torch: a torch that is already importable in the environment and was not installed by this
+# script (a CUDA build the user chose, perhaps with a source-built detectron2 compiled against
+# it) is kept, and torch / torchvision are then not touched at all. Otherwise the pinned
+# stack below is installed; the script records that in $VENV/.panext_torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +41,7 @@ if [ -z "$PY" ]; then
 fi
 
 stamp="$VENV/.panext_setup"
+torch_marker="$VENV/.panext_torch"
 want=$(cat requirements.txt setup.py tools/setup_env.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
   echo "setup: $VENV is up to date"
@@ -46,9 +54,19 @@ if ! is_py310 "$VENV/bin/python"; then
   exit 1
 fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+dry_run=${SETUP_DRY_RUN:-}
 
-echo "setup: installing $TORCH_PINS (a large download on a fresh machine)"
-$PIP install -q $TORCH_PINS
+# The user's own torch: importable, and not recorded as ours.
+if [ ! -f "$torch_marker" ] && torch_info=$("$VENV/bin/python" -c \
+    'import torch; print(torch.__version__, "CUDA", torch.version.cuda)' 2>/dev/null); then
+  echo "setup: keeping the installed torch $torch_info (torch and torchvision are not touched)"
+else
+  echo "setup: installing $TORCH_PINS (a large download on a fresh machine)"
+  if [ -z "$dry_run" ]; then
+    $PIP install -q $TORCH_PINS
+    echo "$TORCH_PINS" > "$torch_marker"
+  fi
+fi
 
 # Keep a detectron2 that is already importable (built from source in this venv, or visible
 # through --system-site-packages); otherwise install the cp310 wheel of upstream detectron2.
@@ -56,7 +74,11 @@ if d2=$("$VENV/bin/python" -c 'import detectron2, os; print(os.path.dirname(dete
   echo "setup: keeping the detectron2 found at $d2"
 else
   echo "setup: installing $D2_PIN"
-  $PIP install -q "$D2_PIN"
+  if [ -z "$dry_run" ]; then $PIP install -q "$D2_PIN"; fi
+fi
+if [ -n "$dry_run" ]; then
+  echo "setup: dry run, nothing installed"
+  exit 0
 fi
 
 $PIP install -q -r requirements.txt
