@@ -18,7 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
-TORCH_PINS="torch==2.14.1 torchvision==0.29.1"
+# torch 2.10.0 is the newest release on PyPI built on CUDA 12.8, whose wheel has kernels for
+# sm_70 (V100) ... sm_120; 2.11 onwards are CUDA 13 builds without sm_70. It runs on CPU too.
+TORCH_PINS="torch==2.10.0 torchvision==0.25.0"
 D2_PIN="sal-detectron2==0.7.2"
 
 is_py310() { [ -n "$1" ] && "$1" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; }

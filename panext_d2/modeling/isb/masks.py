@@ -18,7 +18,7 @@
   masks, which read on probabilities would mark every pixel; our reading is logit 0
   (probability 0.5), ``MODEL.ISB.MASK_THRESHOLD``.
 """
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union, List
 
 import torch
 from torch.nn import functional as F
@@ -132,17 +132,17 @@ def _axis_weights(origin: torch.Tensor, length: int, start, end, valid, padded: 
     return weights, inside
 
 
-def _chunks(order: torch.Tensor, heights: torch.Tensor, widths: torch.Tensor, budget: int):
-    """Consecutive runs of ``order`` whose block (largest height x largest width) times their
-    length stays within ``budget`` pixels (a box alone may exceed it); boxes without pixels
-    are skipped. Yields (indices, block height, block width)."""
-    hs, ws = heights[order].tolist(), widths[order].tolist()
+def _chunks(hs: List[int], ws: List[int], budget: int):
+    """Consecutive runs of boxes (heights ``hs``, widths ``ws``, sorted by decreasing area)
+    whose block (largest height x largest width) times their length stays within ``budget``
+    pixels (a box alone may exceed it); boxes without pixels are skipped. Yields (start,
+    stop, block height, block width)."""
     start, block_h, block_w = 0, 0, 0
     for i, (h, w) in enumerate(zip(hs + [0], ws + [0])):
         grown_h, grown_w = max(block_h, h), max(block_w, w)
         if i == len(hs) or h * w == 0 or (i > start and grown_h * grown_w * (i - start + 1) > budget):
             if i > start:
-                yield order[start:i], block_h, block_w
+                yield start, i, block_h, block_w
             if i == len(hs) or h * w == 0:
                 return  # sorted by area: the remaining boxes are empty too
             start, grown_h, grown_w = i, h, w
@@ -187,8 +187,15 @@ def paste_mask_logits(
     y_first, y_count = _pixel_span(boxes[:, 1], boxes[:, 3], sizes[:, 0], height)
     x_first, x_count = _pixel_span(boxes[:, 0], boxes[:, 2], sizes[:, 1], width)
     order = torch.argsort(y_count * x_count, descending=True)
-    for chunk, block_h, block_w in _chunks(order, y_count, x_count, pixels_per_chunk):
+    # The chunk plan and the copy positions, read back to the host once.
+    boxes_h, hs, ws, ys, xs = torch.stack(
+        [order, y_count[order], x_count[order], y_first[order], x_first[order]]
+    ).tolist()
+    for start, stop, block_h, block_w in _chunks(hs, ws, pixels_per_chunk):
+        chunk = order[start:stop]
         # Blocks start at the box, moved back where needed to stay inside the image.
+        tops = [min(y, height - block_h) for y in ys[start:stop]]
+        lefts = [min(x, width - block_w) for x in xs[start:stop]]
         y0 = torch.minimum(y_first[chunk], torch.full_like(y_first[chunk], height - block_h))
         x0 = torch.minimum(x_first[chunk], torch.full_like(x_first[chunk], width - block_w))
         b, s = boxes[chunk], sizes[chunk]
@@ -203,6 +210,6 @@ def paste_mask_logits(
             block &= in_y[:, :, None] & in_x[:, None, :]
         # One rectangle per box: slice copies, several times cheaper than an indexed
         # assignment that computes an offset for every pixel.
-        for box, top, left, pixels in zip(chunk.tolist(), y0.tolist(), x0.tolist(), block):
+        for box, top, left, pixels in zip(boxes_h[start:stop], tops, lefts, block):
             out[box, top : top + block_h, left : left + block_w] = pixels
     return out

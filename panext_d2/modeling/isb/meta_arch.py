@@ -22,7 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from detectron2.config import configurable
-from detectron2.modeling import META_ARCH_REGISTRY, detector_postprocess
+from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import Instances
 
 from ..ssd import SSD
@@ -33,6 +33,16 @@ from .masks import isb_mask_loss, mask_targets, pad_mask_logits, paste_mask_logi
 __all__ = ["SSDISB"]
 
 _MASK_FIELDS = ("pred_mask_logits", "pred_mask_sizes", "pred_mask_boxes")
+
+
+def rescale_detections(result: Instances, height: int, width: int) -> Instances:
+    """detectron2's ``detector_postprocess`` for boxes: scaled to (height, width), clipped,
+    empty boxes dropped, with one index read-back instead of a boolean mask per field."""
+    scale_x, scale_y = width / result.image_size[1], height / result.image_size[0]
+    result = Instances((height, width), **result.get_fields())
+    result.pred_boxes.scale(scale_x, scale_y)
+    result.pred_boxes.clip(result.image_size)
+    return result[result.pred_boxes.nonempty().nonzero().squeeze(1)]
 
 
 @META_ARCH_REGISTRY.register()
@@ -125,7 +135,7 @@ class SSDISB(SSD):
             det.pred_mask_logits = logit
             det.pred_mask_sizes = size
             det.pred_mask_boxes = box
-            results.append(det[kept])
+            results.append(det[kept.nonzero().squeeze(1)])  # one read-back, not one per field
         return results
 
     def postprocess(self, instances: List[Instances], batched_inputs: List[Dict], image_sizes):
@@ -135,7 +145,7 @@ class SSDISB(SSD):
             height = inputs.get("height", size[0])
             width = inputs.get("width", size[1])
             scale = result.pred_mask_boxes.new_tensor([width / size[1], height / size[0]] * 2)
-            result = detector_postprocess(result, height, width)
+            result = rescale_detections(result, height, width)
             result.pred_masks = paste_mask_logits(
                 result.pred_mask_logits,
                 result.pred_mask_sizes,

@@ -4,7 +4,7 @@ clustering, mask prediction and the panoptic merge into detectron2's output form
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from detectron2.structures import BitMasks, Instances
+from detectron2.structures import Boxes, Instances
 from torch.nn import functional as F
 
 
@@ -141,54 +141,69 @@ def panoptic_merge(
     ``overlap_thresh`` is dropped. Stuff takes each remaining pixel by the argmax of the
     stuff masks (probability > ``mask_thresh``) and is kept if its area is at least
     ``stuff_area_limit``. ``thing_areas`` (pixel counts of ``thing_masks``) is reused if given.
+
+    The decisions stay on the device (no host round trip per candidate); segments_info is
+    read back once at the end.
     """
     h, w = stuff_probs.shape[-2:] if len(stuff_probs) else thing_masks.shape[-2:]
-    panoptic = torch.zeros((h, w), dtype=torch.int32, device=stuff_probs.device)
-    segments = []
+    device = stuff_probs.device if len(stuff_probs) else thing_masks.device
+    panoptic = torch.zeros((h, w), dtype=torch.int32, device=device)
     order = torch.argsort(thing_scores, descending=True)
-    order = order[thing_scores[order] >= score_thresh]
-    areas = thing_masks.flatten(1).sum(1) if thing_areas is None else thing_areas
+    masks = thing_masks[order]
+    areas = (thing_masks.flatten(1).sum(1) if thing_areas is None else thing_areas)[order]
+    eligible = (thing_scores[order] >= score_thresh) & (areas > 0)
+    thing_segment = torch.zeros(len(order), dtype=torch.int32, device=device)
+    count = torch.zeros((), dtype=torch.int32, device=device)
     # Greedy and order-dependent (each decision sees the pixels already taken), like
     # detectron2's combine_semantic_and_instance_outputs.
-    for i in order.tolist():
-        if areas[i] == 0:
-            continue
-        mask = thing_masks[i] & (panoptic == 0)
-        visible = int(mask.sum())
-        if visible == 0 or 1 - visible / float(areas[i]) > overlap_thresh:
-            continue
-        panoptic[mask] = len(segments) + 1
-        segments.append(
-            {
-                "id": len(segments) + 1,
-                "isthing": True,
-                "score": float(thing_scores[i]),
-                "category_id": int(thing_ids[i]),
-                "instance_id": int(i),
-            }
-        )
+    for i in range(len(order)):
+        mask = masks[i] & (panoptic == 0)
+        visible = mask.flatten().sum()
+        covered = 1 - visible.double() / areas[i].double().clamp(min=1)
+        keep = eligible[i] & (visible > 0) & (covered <= overlap_thresh)
+        count = count + keep.int()
+        thing_segment[i] = torch.where(keep, count, 0)
+        panoptic = torch.where(mask & keep, count, panoptic)
+    stuff_segment = torch.zeros(len(stuff_probs), dtype=torch.int32, device=device)
+    stuff_areas = torch.zeros(len(stuff_probs), dtype=torch.long, device=device)
     if len(stuff_probs):
         best, label = stuff_probs.max(0)
         free = (panoptic == 0) & (best > mask_thresh)
-        areas = torch.bincount(label[free], minlength=len(stuff_probs))
-        keep = areas >= max(stuff_area_limit, 1)
-        seg_of = torch.zeros(len(stuff_probs), dtype=torch.int32, device=panoptic.device)
-        seg_of[keep] = (
-            torch.arange(int(keep.sum()), dtype=torch.int32, device=panoptic.device)
-            + len(segments)
-            + 1
+        stuff_areas = torch.zeros(len(stuff_probs), dtype=torch.long, device=device).scatter_add_(
+            0, label.flatten(), free.flatten().long()
         )
-        panoptic = torch.where(free, torch.maximum(panoptic, seg_of[label]), panoptic)
-        for j in keep.nonzero(as_tuple=True)[0].tolist():
-            segments.append(
-                {
-                    "id": int(seg_of[j]),
-                    "isthing": False,
-                    "category_id": int(stuff_ids[j]),
-                    "area": int(areas[j]),
-                }
-            )
+        keep = stuff_areas >= max(stuff_area_limit, 1)
+        stuff_segment = torch.where(keep, keep.int().cumsum(0, dtype=torch.int32) + count, 0)
+        panoptic = torch.where(free, torch.maximum(panoptic, stuff_segment[label]), panoptic)
+
+    # One read-back of the decisions.
+    thing_rows = torch.stack([thing_segment.double(), thing_scores[order].double(),
+                              thing_ids[order].double(), order.double()], 1).tolist()
+    stuff_rows = torch.stack([stuff_segment.double(), stuff_ids.double(),
+                              stuff_areas.double()], 1).tolist()
+    segments = [
+        {"id": int(seg), "isthing": True, "score": score, "category_id": int(cls),
+         "instance_id": int(index)}
+        for seg, score, cls, index in thing_rows if seg > 0
+    ]
+    segments += [
+        {"id": int(seg), "isthing": False, "category_id": int(cls), "area": int(area)}
+        for seg, cls, area in stuff_rows if seg > 0
+    ]
     return panoptic, segments
+
+
+def boxes_from_masks(masks: torch.Tensor) -> Boxes:
+    """XYXY boxes enclosing (N, H, W) boolean masks, on their device (all zeros for an empty
+    mask), as detectron2's ``BitMasks.get_bounding_boxes`` computes them one by one."""
+    rows, cols = masks.any(2), masks.any(1)
+    h, w = masks.shape[-2:]
+    y0 = rows.int().argmax(1)
+    y1 = h - rows.flip(1).int().argmax(1)
+    x0 = cols.int().argmax(1)
+    x1 = w - cols.flip(1).int().argmax(1)
+    boxes = torch.stack([x0, y0, x1, y1], 1).float()
+    return Boxes(boxes * rows.any(1, keepdim=True))
 
 
 def semantic_scores(
@@ -206,7 +221,7 @@ def thing_instances(masks: torch.Tensor, scores: torch.Tensor, classes: torch.Te
     """detectron2 Instances with boolean pred_masks, boxes from the masks, scores, classes."""
     result = Instances(tuple(masks.shape[-2:]))
     result.pred_masks = masks
-    result.pred_boxes = BitMasks(masks).get_bounding_boxes()
+    result.pred_boxes = boxes_from_masks(masks)
     result.scores = scores
     result.pred_classes = classes
     return result

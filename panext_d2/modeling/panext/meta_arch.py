@@ -122,6 +122,7 @@ class PaNeXt(nn.Module):
             thing_ids + stuff_ids if disjoint else list(range(len(thing_ids) + len(stuff_ids)))
         )
         self.register_buffer("sem_channels", torch.tensor(channels, dtype=torch.long), False)
+        self.num_sem_channels = max(channels) + 1 if channels else 0
 
     @classmethod
     def from_config(cls, cfg):
@@ -350,7 +351,7 @@ class PaNeXt(nn.Module):
                 [self.sem_channels[t_classes], self.sem_channels[len(self.thing_ids) + s_classes]]
             )
             out["sem_seg"] = infer.semantic_scores(
-                probs, torch.cat([t_scores, s_scores]), channels, int(self.sem_channels.max()) + 1
+                probs, torch.cat([t_scores, s_scores]), channels, self.num_sem_channels
             )
         if cfg["instances_on"]:
             out["instances"] = infer.thing_instances(t_masks, t_scores, self.thing_ids[t_classes])
