@@ -91,7 +91,8 @@ def test_unknown_category_names_png_and_category(samples):
         _panext_mapper()(record)
 
 
-def test_out_of_range_semantic_label_names_the_file(tmp_path):
+@pytest.mark.parametrize("mapper_class", [SemanticMapper, DetectionDatasetMapper])
+def test_out_of_range_semantic_label_names_the_file(tmp_path, mapper_class):
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "image.png")
     labels = np.zeros((16, 16), np.uint8)
     labels[3, 3], labels[4, 4] = 7, 255
@@ -99,10 +100,10 @@ def test_out_of_range_semantic_label_names_the_file(tmp_path):
     palette.putpalette([0, 0, 0, 200, 30, 30] * 128)
     palette.save(tmp_path / "labels.png")
     record = {"file_name": str(tmp_path / "image.png"), "sem_seg_file_name": str(tmp_path / "labels.png")}
-    mapper = SemanticMapper(True, augmentations=[], image_format="RGB", num_classes=3)
+    mapper = mapper_class(True, augmentations=[], image_format="RGB", num_classes=3)
     with pytest.raises(ValueError, match=r"labels.png holds \[7\].*0..2.*255"):
-        mapper(record)
-    ok = SemanticMapper(True, augmentations=[], image_format="RGB", num_classes=8)(record)
+        mapper(dict(record))
+    ok = mapper_class(True, augmentations=[], image_format="RGB", num_classes=8)(dict(record))
     assert ok["sem_seg"][3, 3] == 7 and ok["sem_seg"][4, 4] == 255  # palette indices, not luminance
 
 

@@ -2,15 +2,44 @@
 :mod:`panext_d2.data.image_io` (16-bit images rescaled instead of clipped, palette label maps
 read as indices, unreadable files named)."""
 import copy
+from typing import Optional
 
 import numpy as np
 import torch
-from detectron2.data import DatasetMapper
+from detectron2.config import configurable
+from detectron2.data import DatasetMapper, MetadataCatalog
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from ..image_io import read_image, read_label_map
 from . import MAPPER_REGISTRY
+
+
+def label_range(dataset_names) -> dict:
+    """``num_classes`` / ``ignore_value`` of semantic labels from the first dataset's
+    metadata, when it names its classes (``stuff_classes``); nothing otherwise."""
+    if not len(dataset_names):
+        return {}
+    meta = MetadataCatalog.get(dataset_names[0])
+    if not meta.get("stuff_classes"):
+        return {}
+    return {"num_classes": len(meta.stuff_classes), "ignore_value": meta.get("ignore_label", 255)}
+
+
+def read_checked_labels(path: str, num_classes: Optional[int], ignore_value: int) -> np.ndarray:
+    """The label map of ``path`` (see :func:`read_label_map`); with ``num_classes``, a value
+    that is neither a class index nor ``ignore_value`` raises an error naming the file,
+    instead of an index error deep in the loss."""
+    labels = read_label_map(path)
+    if num_classes is not None:
+        bad = ((labels >= num_classes) & (labels != ignore_value)) | (labels < 0)
+        if bad.any():
+            raise ValueError(
+                f"label map {path} holds {sorted(np.unique(labels[bad]).tolist())[:10]}; "
+                f"expected class indices 0..{num_classes - 1} (the dataset's stuff_classes) "
+                f"or the ignore value {ignore_value}"
+            )
+    return labels
 
 
 def label_map_for_transforms(labels: np.ndarray) -> np.ndarray:
@@ -39,7 +68,19 @@ def augment(augmentations, aug_input: T.AugInput, file_name: str):
 
 @MAPPER_REGISTRY.register_as("default")
 class DetectionDatasetMapper(DatasetMapper):
-    """Same inputs, outputs and options as detectron2's DatasetMapper."""
+    """Same inputs, outputs and options as detectron2's DatasetMapper, plus ``num_classes`` /
+    ``ignore_value`` to check semantic labels (by config: the training set's classes)."""
+
+    @configurable
+    def __init__(self, is_train: bool = True, *, num_classes: Optional[int] = None,
+                 ignore_value: int = 255, **kwargs):
+        super().__init__(is_train, **kwargs)
+        self.num_classes = num_classes
+        self.ignore_value = ignore_value
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        return {**super().from_config(cfg, is_train), **label_range(cfg.DATASETS.TRAIN)}
 
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
@@ -47,7 +88,8 @@ class DetectionDatasetMapper(DatasetMapper):
         utils.check_image_size(dataset_dict, image)
         sem_seg = None
         if "sem_seg_file_name" in dataset_dict:
-            sem_seg = label_map_for_transforms(read_label_map(dataset_dict.pop("sem_seg_file_name")))
+            path = dataset_dict.pop("sem_seg_file_name")
+            sem_seg = label_map_for_transforms(read_checked_labels(path, self.num_classes, self.ignore_value))
 
         aug_input = T.AugInput(image, sem_seg=sem_seg)
         transforms = augment(self.augmentations, aug_input, dataset_dict["file_name"])

@@ -9,13 +9,12 @@ from typing import Optional
 import numpy as np
 import torch
 from detectron2.config import configurable
-from detectron2.data import MetadataCatalog
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
-from ..image_io import read_image, read_label_map
+from ..image_io import read_image
 from . import MAPPER_REGISTRY
-from .detection import augment, label_map_for_transforms
+from .detection import augment, label_map_for_transforms, label_range, read_checked_labels
 
 
 @MAPPER_REGISTRY.register_as("semantic")
@@ -62,20 +61,8 @@ class SemanticMapper:
             "is_train": is_train,
             "augmentations": augmentations,
             "image_format": cfg.INPUT.FORMAT,
-            **_label_range(cfg.DATASETS.TRAIN),
+            **label_range(cfg.DATASETS.TRAIN),
         }
-
-    def _checked_labels(self, path: str) -> np.ndarray:
-        labels = read_label_map(path)
-        if self.num_classes is not None:
-            bad = (labels >= self.num_classes) & (labels != self.ignore_value) | (labels < 0)
-            if bad.any():
-                raise ValueError(
-                    f"label map {path} holds {sorted(np.unique(labels[bad]).tolist())[:10]}; "
-                    f"expected class indices 0..{self.num_classes - 1} (the dataset's "
-                    f"stuff_classes) or the ignore value {self.ignore_value}"
-                )
-        return label_map_for_transforms(labels)
 
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
@@ -83,7 +70,9 @@ class SemanticMapper:
         utils.check_image_size(dataset_dict, image)
         sem_seg = None
         if self.is_train:
-            sem_seg = self._checked_labels(dataset_dict["sem_seg_file_name"])
+            sem_seg = label_map_for_transforms(
+                read_checked_labels(dataset_dict["sem_seg_file_name"], self.num_classes, self.ignore_value)
+            )
         aug_input = T.AugInput(image, sem_seg=sem_seg)
         augment(self.augmentations, aug_input, dataset_dict["file_name"])
         dataset_dict["image"] = torch.as_tensor(
@@ -93,13 +82,3 @@ class SemanticMapper:
             dataset_dict["sem_seg"] = torch.as_tensor(aug_input.sem_seg.astype(np.int64))
         return dataset_dict
 
-
-def _label_range(dataset_names) -> dict:
-    """``num_classes`` / ``ignore_value`` from the first dataset's metadata, when it names
-    its classes (``stuff_classes``); no check otherwise."""
-    if not len(dataset_names):
-        return {}
-    meta = MetadataCatalog.get(dataset_names[0])
-    if not meta.get("stuff_classes"):
-        return {}
-    return {"num_classes": len(meta.stuff_classes), "ignore_value": meta.get("ignore_label", 255)}
