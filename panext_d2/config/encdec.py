@@ -116,18 +116,15 @@ def add_encdec_config(cfg):
     # Sigmoid score from which an image / class is predicted positive (thesis silent: 0.5).
     cfg.MODEL.IMAGE_CLASSIFIER.THRESHOLD = 0.5
     # (height, width) the classifier resizes its inputs to inside the model; empty = as the
-    # mapper gives them. TwoStageSegmentor fills it with the classifier config's
-    # INPUT.SEMANTIC.SIZE when empty, so a 256x256 classifier sees 256x256 images there.
+    # mapper gives them. TwoStageSegmentor sets it to MODEL.TWO_STAGE.CLASSIFIER_INPUT_SIZE.
     cfg.MODEL.IMAGE_CLASSIFIER.INPUT_SIZE = ()
 
     # Two-stage pipeline (TwoStageSegmentor): the config itself describes the segmenter.
     cfg.MODEL.TWO_STAGE = CN()
     # The segmenter's meta-architecture, built from this same config.
     cfg.MODEL.TWO_STAGE.SEGMENTER_ARCHITECTURE = "EncDecSegmentor"
-    cfg.MODEL.TWO_STAGE.SEGMENTER_WEIGHTS = ""
-    # The classifier's YAML (an ImageClassifier config) and checkpoint.
-    cfg.MODEL.TWO_STAGE.CLASSIFIER_CONFIG = ""
-    cfg.MODEL.TWO_STAGE.CLASSIFIER_WEIGHTS = ""
+    # (height, width) the classifier resizes images to: its training size (§7.3.4: 256x256).
+    cfg.MODEL.TWO_STAGE.CLASSIFIER_INPUT_SIZE = (256, 256)
     # An image is segmented when any classifier sigmoid score is >= this (thesis silent: 0.5).
     cfg.MODEL.TWO_STAGE.THRESHOLD = 0.5
 

@@ -123,13 +123,22 @@ class SafeCheckpointer(DetectionCheckpointer):
 
 def load_for_evaluation(model, weights: str, save_dir: str, *, resume: bool, allow_random: bool):
     """Load ``weights`` (or, with ``resume``, the last checkpoint of ``save_dir``) into
-    ``model`` for evaluation. A checkpoint that sets none of the model's parameters (one of
-    another architecture) is refused unless ``allow_random``; no checkpoint at all (an empty
-    MODEL.WEIGHTS, for a model that loads its parts itself) is allowed with a warning."""
+    ``model`` for evaluation. No checkpoint, or one that sets none of the model's parameters
+    (one of another architecture), is refused unless ``allow_random``; a missing file is named,
+    with the model's ``weights_hint`` (how to produce it) when it has one."""
     checkpointer = SafeCheckpointer(model, save_dir=save_dir)
+    hint = getattr(model, "weights_hint", "")
+    resuming = resume and checkpointer.has_checkpoint()
+    if weights and not resuming and not os.path.isfile(weights) and "://" not in weights:
+        raise FileNotFoundError(f"MODEL.WEIGHTS={weights!r} does not exist" + (f"; {hint}" if hint else ""))
     loaded = checkpointer.resume_or_load(weights, resume=resume)
     parameters = {name for name, _ in model.named_parameters()}
-    if not weights and not (resume and checkpointer.has_checkpoint()):
+    if not weights and not resuming:
+        if not allow_random:
+            raise ValueError(
+                "--eval-only without MODEL.WEIGHTS would evaluate random weights; give a "
+                "checkpoint" + (f" ({hint})" if hint else "") + ", or pass --eval-random-weights"
+            )
         checkpointer.logger.warning("Evaluating without MODEL.WEIGHTS: parameters as built")
     elif not allow_random and parameters and not parameters & checkpointer.matched_keys:
         raise ValueError(

@@ -1,21 +1,21 @@
 """Two-stage baseline of Andrade (2021) (§7, §8.2, Tables 8.2 / 8.3): an image classifier filters
 out the images it predicts empty, and a segmenter segments the rest.
 
-The model is built from two configs and two checkpoints:
+The model is built from one config, with no file I/O:
 
-* the config that builds :class:`TwoStageSegmentor` describes the **segmenter** (all its
-  ``MODEL.ENCDEC.*``, ``MODEL.RESNETS.*``... keys apply) with
-  ``MODEL.META_ARCHITECTURE: "TwoStageSegmentor"`` and
-  ``MODEL.TWO_STAGE.SEGMENTER_ARCHITECTURE`` naming the segmenter's own meta-architecture
-  (``EncDecSegmentor``); its weights are ``MODEL.TWO_STAGE.SEGMENTER_WEIGHTS``;
-* ``MODEL.TWO_STAGE.CLASSIFIER_CONFIG`` is the classifier's YAML (an
-  :class:`ImageClassifier`), ``MODEL.TWO_STAGE.CLASSIFIER_WEIGHTS`` its checkpoint.
+* the config describes the **segmenter** (all its ``MODEL.ENCDEC.*``, ``MODEL.RESNETS.*``...
+  keys apply) with ``MODEL.META_ARCHITECTURE: "TwoStageSegmentor"`` and
+  ``MODEL.TWO_STAGE.SEGMENTER_ARCHITECTURE`` naming the segmenter's own meta-architecture;
+* the **classifier** (an :class:`ImageClassifier`) is built from the same config with
+  ``MODEL.IMAGE_CLASSIFIER.*``, its backbone giving only ``IMAGE_CLASSIFIER.IN_FEATURE``, and
+  ``MODEL.TWO_STAGE.CLASSIFIER_INPUT_SIZE`` as the size it resizes images to (its training size).
 
-``MODEL.WEIGHTS`` stays empty (or names a checkpoint of the whole two-stage model, with
-``classifier.*`` and ``segmenter.*`` keys). The stages are trained separately, each with its
-own config; the segmenter on non-empty images only (Table 8.2 "Train on empty images: No":
-``DATALOADER.FOREGROUND_SAMPLING.FOREGROUND_SHARE 1.0``) or on all images (under-sampling,
-as the single-stage models).
+Weights come through the checkpointer like any model's: ``MODEL.WEIGHTS`` names a two-stage
+checkpoint (``classifier.*`` and ``segmenter.*`` keys) that ``tools/assemble_two_stage.py``
+writes from the two separately trained checkpoints. The stages are trained separately, each
+with its own config; the segmenter on non-empty images only (Table 8.2 "Train on empty
+images: No": ``DATALOADER.FOREGROUND_SAMPLING.FOREGROUND_SHARE 1.0``) or on all images
+(under-sampling, as the single-stage models).
 
 Inference: the classifier scores every image (at its own input size); images it predicts
 positive (any sigmoid score >= ``MODEL.TWO_STAGE.THRESHOLD``) go through the segmenter in one
@@ -25,36 +25,17 @@ output is detectron2's ``sem_seg`` (K x height x width) plus the classifier's
 accuracy, multi-class accuracy) scores the whole pipeline.
 """
 
-import logging
-import os
-
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
-from ...config import get_panext_cfg
 from .classifier import ImageClassifier
 
-logger = logging.getLogger(__name__)
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-
-
-def _config_path(path):
-    """``path`` as given, else relative to the repository root (the recipe configs name
-    ``configs/encdec/...``, which then resolve from any working directory)."""
-    if os.path.isabs(path) or os.path.isfile(path):
-        return path
-    in_repo = os.path.join(_REPO_ROOT, path)
-    return in_repo if os.path.isfile(in_repo) else path
-
-
-def _load_weights(model, weights, what):
-    if weights:
-        DetectionCheckpointer(model).load(weights)
-    else:
-        logger.warning("TwoStageSegmentor: no %s weights given; the %s is untrained", what, what)
+ASSEMBLE_COMMAND = (
+    "python tools/assemble_two_stage.py --classifier CLASSIFIER.pth --segmenter SEGMENTER.pth "
+    "--output TWO_STAGE.pth"
+)
 
 
 @META_ARCH_REGISTRY.register()
@@ -87,40 +68,29 @@ class TwoStageSegmentor(nn.Module):
         t = cfg.MODEL.TWO_STAGE
         if t.SEGMENTER_ARCHITECTURE == "TwoStageSegmentor":
             raise ValueError("MODEL.TWO_STAGE.SEGMENTER_ARCHITECTURE must name the segmenter")
-        if not t.CLASSIFIER_CONFIG:
-            raise ValueError("MODEL.TWO_STAGE.CLASSIFIER_CONFIG (the classifier's YAML) is empty")
         seg_cfg = cfg.clone()
         seg_cfg.defrost()
         seg_cfg.MODEL.META_ARCHITECTURE = t.SEGMENTER_ARCHITECTURE
-        segmenter = META_ARCH_REGISTRY.get(t.SEGMENTER_ARCHITECTURE)(seg_cfg)
-
-        cls_cfg = get_panext_cfg(_config_path(t.CLASSIFIER_CONFIG))
-        cls_cfg.MODEL.DEVICE = cfg.MODEL.DEVICE
-        if not cls_cfg.MODEL.IMAGE_CLASSIFIER.INPUT_SIZE:
-            # The classifier sees the segmenter's inputs: bring them to its training size.
-            cls_cfg.MODEL.IMAGE_CLASSIFIER.INPUT_SIZE = tuple(cls_cfg.INPUT.SEMANTIC.SIZE)
-        classifier = META_ARCH_REGISTRY.get(cls_cfg.MODEL.META_ARCHITECTURE)(cls_cfg)
-        if not isinstance(classifier, ImageClassifier):
-            raise ValueError(
-                f"{t.CLASSIFIER_CONFIG} builds a {type(classifier).__name__}; the first stage "
-                "must be an ImageClassifier"
-            )
-        _load_weights(classifier, t.CLASSIFIER_WEIGHTS, "classifier")
-        _load_weights(segmenter, t.SEGMENTER_WEIGHTS, "segmenter")
-        device = torch.device(cfg.MODEL.DEVICE)
+        cls_cfg = cfg.clone()
+        cls_cfg.defrost()
+        cls_cfg.MODEL.META_ARCHITECTURE = "ImageClassifier"
+        cls_cfg.MODEL.RESNETS.OUT_FEATURES = [cfg.MODEL.IMAGE_CLASSIFIER.IN_FEATURE]
+        cls_cfg.MODEL.IMAGE_CLASSIFIER.INPUT_SIZE = tuple(t.CLASSIFIER_INPUT_SIZE)
         return {
-            "classifier": classifier.to(device),
-            "segmenter": segmenter.to(device),
+            "classifier": META_ARCH_REGISTRY.get("ImageClassifier")(cls_cfg),
+            "segmenter": META_ARCH_REGISTRY.get(t.SEGMENTER_ARCHITECTURE)(seg_cfg),
             "num_classes": cfg.MODEL.ENCDEC.NUM_CLASSES,
             "threshold": t.THRESHOLD,
         }
+
+    # load_for_evaluation adds this to its error when MODEL.WEIGHTS is missing.
+    weights_hint = f"a two-stage checkpoint is assembled by: {ASSEMBLE_COMMAND}"
 
     def forward(self, batched_inputs):
         if self.training:
             raise RuntimeError(
                 "TwoStageSegmentor is inference-only: train the ImageClassifier and the "
-                "segmenter with their own configs and give their checkpoints "
-                "(MODEL.TWO_STAGE.CLASSIFIER_WEIGHTS / SEGMENTER_WEIGHTS)"
+                f"segmenter with their own configs, then assemble them: {ASSEMBLE_COMMAND}"
             )
         scores = self.classifier.logits([x["image"] for x in batched_inputs]).float().sigmoid()
         positive = (scores >= self.threshold).any(dim=1).tolist()

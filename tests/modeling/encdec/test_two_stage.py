@@ -112,31 +112,49 @@ def test_two_stage_gates_the_segmenter(cfg):
         model.train()(batch)
 
 
-def test_two_stage_from_two_configs(cfg, tmp_path):
+def test_two_stage_builds_from_one_config_and_loads_an_assembled_checkpoint(cfg, tmp_path):
+    """No file is read while building; tools/assemble_two_stage.py joins the two trained
+    checkpoints, which load through the checkpointer; a missing one names the command."""
+    import builtins
+    import importlib.util
+    import os
+
     from panext_d2 import get_panext_cfg
+    from panext_d2.engine import load_for_evaluation
+    from tests.conftest import REPO_ROOT
 
     torch.manual_seed(0)
-    cls_cfg = classifier_cfg(get_panext_cfg())
-    classifier = build_model(cls_cfg)
+    classifier = build_model(classifier_cfg(get_panext_cfg()))
     DetectionCheckpointer(classifier, str(tmp_path)).save("classifier")
-    (tmp_path / "classifier.yaml").write_text(
-        "MODEL:\n  META_ARCHITECTURE: ImageClassifier\n  RESNETS:\n    DEPTH: 18\n"
-        "    RES2_OUT_CHANNELS: 64\n    OUT_FEATURES: [res5]\n    NORM: BN\n"
-        "  IMAGE_CLASSIFIER:\n    NUM_FOREGROUND_CLASSES: 2\n"
-        "INPUT:\n  SEMANTIC:\n    SIZE: (32, 32)\n"
-    )
-    seg_cfg = tiny_cfg(get_panext_cfg(), "unet")
-    segmenter = build_model(seg_cfg)
+    segmenter = build_model(tiny_cfg(get_panext_cfg(), "unet"))
     DetectionCheckpointer(segmenter, str(tmp_path)).save("segmenter")
 
     cfg = tiny_cfg(cfg, "unet")
     cfg.MODEL.META_ARCHITECTURE = "TwoStageSegmentor"
-    cfg.MODEL.TWO_STAGE.CLASSIFIER_CONFIG = str(tmp_path / "classifier.yaml")
-    cfg.MODEL.TWO_STAGE.CLASSIFIER_WEIGHTS = str(tmp_path / "classifier.pth")
-    cfg.MODEL.TWO_STAGE.SEGMENTER_WEIGHTS = str(tmp_path / "segmenter.pth")
-    model = build_model(cfg)
+    cfg.MODEL.IMAGE_CLASSIFIER.NUM_FOREGROUND_CLASSES = 2
+    cfg.MODEL.TWO_STAGE.CLASSIFIER_INPUT_SIZE = (32, 32)
+    opened = []
+    real_open = builtins.open
+    builtins.open = lambda *a, **k: opened.append(a[0]) or real_open(*a, **k)
+    try:
+        model = build_model(cfg)
+    finally:
+        builtins.open = real_open
+    assert opened == []  # no hidden I/O in construction
     assert isinstance(model.segmenter, EncDecSegmentor)
-    assert model.classifier.input_size == (32, 32)  # the classifier config's INPUT size
+    assert model.classifier.input_size == (32, 32)
+
+    with pytest.raises(FileNotFoundError, match="assemble_two_stage.py"):
+        load_for_evaluation(model, str(tmp_path / "two_stage.pth"), str(tmp_path),
+                            resume=False, allow_random=False)
+    spec = importlib.util.spec_from_file_location(
+        "assemble_two_stage", os.path.join(REPO_ROOT, "tools", "assemble_two_stage.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(["--classifier", str(tmp_path / "classifier.pth"), "--segmenter",
+               str(tmp_path / "segmenter.pth"), "--output", str(tmp_path / "two_stage.pth")])
+    load_for_evaluation(model, str(tmp_path / "two_stage.pth"), str(tmp_path), resume=False,
+                        allow_random=False)
     for built, saved in ((model.classifier, classifier), (model.segmenter, segmenter)):
         for key, value in saved.state_dict().items():
             torch.testing.assert_close(built.state_dict()[key], value)
