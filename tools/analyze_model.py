@@ -19,13 +19,8 @@ from tabulate import tabulate
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from panext_d2 import Trainer, get_panext_cfg  # noqa: E402
-from panext_d2.utils.benchmark import (  # noqa: E402
-    benchmark_image,
-    count_flops,
-    count_parameters,
-    make_inputs,
-    parameter_table,
-)
+from panext_d2.utils.model_inputs import benchmark_image, make_inputs  # noqa: E402
+from panext_d2.utils.model_size import count_flops, count_parameters, parameter_table  # noqa: E402
 
 
 def build_parser():

@@ -11,28 +11,105 @@ training iteration time, as one table with ratios to the first model, and as JSO
 
 Each model's name is its config file's stem. With several models each is measured in a fresh
 interpreter (``--no-isolate`` to turn off) so that one model's memory peak and allocator
-caches do not hide the next one's. See panext_d2/utils/benchmark.py for what each figure is.
+caches do not hide the next one's. See panext_d2/engine/benchmark.py for what each figure is.
 """
 import argparse
 import dataclasses
 import json
 import os
+import platform
 import sys
 from collections import Counter
+from typing import Dict, List
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from panext_d2 import get_panext_cfg  # noqa: E402
-from panext_d2.utils.benchmark import (  # noqa: E402
-    BenchmarkOptions,
-    add_ratios,
-    benchmark_model,
-    format_table,
-    machine_info,
-    run_isolated,
-)
+from panext_d2.engine.benchmark import BenchmarkOptions, benchmark_model  # noqa: E402
+from panext_d2.utils.isolation import run_isolated  # noqa: E402
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device="cpu") -> Dict:
+    """CPU model and count, torch threads, library versions, and the device measured on."""
+    import detectron2
+
+    device = torch.device(device)
+    info = {
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "detectron2_version": detectron2.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu_name"] = torch.cuda.get_device_name(device)
+        info["cuda_version"] = torch.version.cuda
+    return info
+
+
+def add_ratios(results: List[Dict]) -> List[Dict]:
+    """Set ``result["ratios"][metric] = value / first model's value`` (None where undefined)."""
+    if not results:
+        return results
+    reference = results[0]["metrics"]
+    for result in results:
+        ratios = {}
+        for key, value in result["metrics"].items():
+            ref = reference.get(key)
+            ratios[key] = value / ref if value is not None and ref else None
+        result["ratios"] = ratios
+    return results
+
+
+def _fmt(value, ratio, spec: str, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    text = format(value, spec) + unit
+    return f"{text} ({ratio:.2f}x)" if ratio is not None else text
+
+
+def format_table(results: List[Dict]) -> str:
+    """One table, a row per model, every figure followed by its ratio to the first model."""
+    from tabulate import tabulate
+
+    headers = ["model", "params (M)", "params+BN stats (M)", "GFLOPs", "latency (ms)",
+               "p10-p90 (ms)", "throughput (img/s)", "peak mem (MiB)", "train iter (s)",
+               "detections"]
+    rows = []
+    for r in results:
+        m, q = r["metrics"], r.get("ratios", {})
+        lat = r["latency_s"]
+        mem = m["peak_memory_delta_bytes"]
+        rows.append([
+            r["name"],
+            _fmt(m["params_trainable"] / 1e6, q.get("params_trainable"), ".2f"),
+            _fmt(m["params_trainable_plus_bn_stats"] / 1e6,
+                 q.get("params_trainable_plus_bn_stats"), ".2f"),
+            _fmt(m["gflops"], q.get("gflops"), ".2f"),
+            _fmt(m["latency_median_s"] * 1e3, q.get("latency_median_s"), ".1f"),
+            f"{lat['p10'] * 1e3:.1f}-{lat['p90'] * 1e3:.1f}",
+            _fmt(m["throughput_images_per_s"], q.get("throughput_images_per_s"), ".2f"),
+            _fmt(mem / 2**20 if mem is not None else None, q.get("peak_memory_delta_bytes"), ".1f"),
+            _fmt(m["train_iter_median_s"], q.get("train_iter_median_s"), ".3f"),
+            _fmt(r.get("detections_per_image"), None, ".0f"),
+        ])
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 class _ConfigAction(argparse.Action):

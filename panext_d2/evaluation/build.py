@@ -13,7 +13,7 @@ from detectron2.evaluation import (
 )
 
 from ..utils.registry import NamedRegistry
-from .panoptic_conventions import AllClassSemSegEvaluator, ThingCOCOEvaluator
+from .panoptic_evaluators import AllClassSemSegEvaluator, ThingCOCOEvaluator
 from .panoptic_quality import PanopticQualityEvaluator
 
 EVALUATOR_REGISTRY = NamedRegistry("EVALUATOR")

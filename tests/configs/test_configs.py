@@ -1,6 +1,7 @@
 """Every YAML under configs/ loads and builds; the PaNeXt recipes resolve to the thesis'
 values (Debucean (2022) §3.3, docs/DESIGN.md §1); both PaNeXt variants train and infer at narrow widths."""
 
+import builtins
 import glob
 import math
 import os
@@ -61,8 +62,15 @@ def test_every_config_loads_and_builds(path):
     dumped(cfg)  # the merged config round-trips through YAML
     # Full size on the meta device: the whole module tree, without allocating or
     # initialising weights (seconds instead of minutes for all configs).
-    with torch.device("meta"):
-        model = build_model(cfg)  # no model reads a file while it is built
+    opened = []
+    real_open = builtins.open
+    builtins.open = lambda file, *a, **k: opened.append(file) or real_open(file, *a, **k)
+    try:
+        with torch.device("meta"):
+            model = build_model(cfg)
+    finally:
+        builtins.open = real_open
+    assert not opened, f"building the model read {opened}"  # no hidden I/O
     num_params = sum(p.numel() for p in model.parameters())
     assert num_params > 0
     name = os.path.splitext(os.path.basename(path))[0]

@@ -13,7 +13,8 @@ from detectron2.data.datasets.coco_panoptic import load_coco_panoptic_json
 from PIL import Image
 
 from panext_d2.data.mappers.detection import DetectionDatasetMapper
-from panext_d2.data.mappers.panext import PaNeXtPanopticMapper, class_index_maps
+from panext_d2.data.mappers.panext import PaNeXtPanopticMapper
+from panext_d2.utils.panoptic_conventions import class_index_maps
 from panext_d2.data.mappers.semantic import SemanticMapper
 from panext_d2.data.mappers.ssd import SSDDatasetMapper
 from tests.conftest import COCO_SAMPLES

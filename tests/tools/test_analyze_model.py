@@ -1,11 +1,11 @@
-"""tools/analyze_model.py and panext_d2.utils.benchmark.parameter_table."""
+"""tools/analyze_model.py and panext_d2.utils.model_size.parameter_table."""
 import importlib.util
 import os
 
 import pytest
 from torch import nn
 
-from panext_d2.utils.benchmark import parameter_table
+from panext_d2.utils.model_size import parameter_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,4 +1,4 @@
-"""tools/benchmark.py and panext_d2/utils/{benchmark,fuse}.py."""
+"""tools/benchmark.py and the measuring helpers of panext_d2/utils and panext_d2/engine/benchmark.py."""
 import importlib.util
 import json
 import os
@@ -13,15 +13,11 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.layers import Conv2d, FrozenBatchNorm2d
 from torch import nn
 
-from panext_d2.utils.benchmark import (
-    add_ratios,
-    calibrate_batchnorm,
-    count_detections,
-    count_parameters,
-    run_isolated,
-    summarize_times,
-)
-from panext_d2.utils.fuse import fold_batchnorm
+from panext_d2.utils.batchnorm import calibrate_batchnorm, fold_batchnorm
+from panext_d2.utils.isolation import run_isolated
+from panext_d2.utils.model_inputs import benchmark_image, count_detections, make_inputs
+from panext_d2.utils.model_size import count_parameters
+from panext_d2.utils.timing import summarize_times
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -86,7 +82,7 @@ def test_summarize_times():
 
 def test_add_ratios_relative_to_first():
     results = [{"metrics": {"a": 2.0, "b": None}}, {"metrics": {"a": 3.0, "b": 1.0}}]
-    add_ratios(results)
+    load_tool("benchmark").add_ratios(results)
     assert results[0]["ratios"] == {"a": 1.0, "b": None}
     assert results[1]["ratios"] == {"a": 1.5, "b": None}
 
@@ -140,7 +136,6 @@ def test_fold_batchnorm_without_inputs_leaves_attribute_pairs():
 @torch.no_grad()
 def test_fold_batchnorm_detectron2_model(tmp_path):
     from panext_d2 import Trainer, get_panext_cfg
-    from panext_d2.utils.benchmark import benchmark_image, make_inputs
 
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_SEMSEG.format(fpn=16))
@@ -226,7 +221,7 @@ def test_benchmark_cli_model_arguments(tmp_path):
 
 _RSS_DROP_AFTER_FREE = """
 import sys, torch
-from panext_d2.utils.benchmark import _proc_status_kib, retain_freed_memory
+from panext_d2.utils.memory import _proc_status_kib, retain_freed_memory
 if sys.argv[1] == "retain":
     assert retain_freed_memory()
 block = torch.ones(4 << 20)  # 16 MiB: glibc maps it apart and unmaps it on free by default

@@ -19,13 +19,14 @@ from detectron2.data.datasets import load_coco_json
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from .synthetic.cache import check_files, dataset_dir, ensure_generated, read_json, write_json
-from .synthetic.conventions import (
-    panoptic_dicts,
+from ...utils.panoptic_conventions import (
+    IGNORE_LABEL,
     semantic_from_panoptic,
     separated_label_map,
     standard_label_map,
 )
-from .synthetic.formats import IGNORE_LABEL, read_panoptic_png, write_png
+from .panoptic_records import panoptic_dicts
+from .synthetic.formats import read_panoptic_png, write_png
 from .synthetic.register import register_dataset
 
 SAMPLES_ENV = "PANEXT_COCO_SAMPLES"

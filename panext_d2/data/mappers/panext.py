@@ -13,6 +13,7 @@ from detectron2.data import transforms as T
 from detectron2.structures import BitMasks, Instances
 from panopticapi.utils import rgb2id
 
+from ...utils.panoptic_conventions import class_index_maps
 from ..image_io import read_image
 from . import MAPPER_REGISTRY
 from .detection import augment
@@ -55,34 +56,6 @@ def read_panoptic_record(record, image_size) -> tuple:
             f"PNG ids the JSON does not list {sorted(present - listed)} (trained as void)"
         )
     return pan_rgb, ids
-
-
-def panoptic_class_ids(metadata):
-    """Sorted contiguous ids of the thing and of the stuff classes of a panoptic dataset, or
-    None when its metadata has no id maps.
-
-    Handles detectron2's conventions: "standard" (stuff_dataset_id_to_contiguous_id covers
-    every class, things included, for SemSegEvaluator), disjoint thing / stuff maps, and
-    "separated" (dataset id 0 is the extra "things" class of the semantic maps).
-    """
-    if not hasattr(metadata, "thing_dataset_id_to_contiguous_id"):
-        return None
-    thing_map = metadata.thing_dataset_id_to_contiguous_id
-    stuff_map = metadata.get("stuff_dataset_id_to_contiguous_id", {})
-    things = sorted(thing_map.values())
-    stuff = sorted(v for k, v in stuff_map.items() if k not in thing_map and k != 0)
-    return things, stuff
-
-
-def class_index_maps(metadata, num_things: int = None, num_stuff: int = None):
-    """{contiguous id: thing index} and {contiguous id: stuff index}: the head channel of
-    each class is its rank among the dataset's thing (stuff) ids; without id maps, things
-    are 0..num_things-1 and stuff follows."""
-    ids = panoptic_class_ids(metadata)
-    if ids is None:
-        ids = list(range(num_things)), list(range(num_things, num_things + num_stuff))
-    things, stuff = ids
-    return {c: i for i, c in enumerate(things)}, {c: i for i, c in enumerate(stuff)}
 
 
 class PaNeXtPanopticMapper:

@@ -12,7 +12,7 @@ from detectron2.structures import ImageList
 from torch import nn
 from torch.nn import functional as F
 
-from ...data.mappers.panext import panoptic_class_ids
+from ...utils.panoptic_conventions import panoptic_class_ids
 from . import inference as infer
 from .heads import KernelHead, PositionHead
 from .hr_processor import HRProcessor

@@ -18,7 +18,7 @@ can reuse them (subclass or composition):
 
 With ``fold_bn_test`` (``MODEL.SSD.FOLD_BN_TEST``), inference runs a copy of the backbone and
 extra layers whose BatchNorms are folded into the convolutions before them
-(:func:`panext_d2.utils.fuse.fold_batchnorm`). The copy is made at the first inference
+(:func:`panext_d2.utils.batchnorm.fold_batchnorm`). The copy is made at the first inference
 forward after ``eval()`` and dropped by ``train()``, by loading a state dict and by moving or
 casting the model, so the trained modules and checkpoints never change.
 """
@@ -35,7 +35,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone, de
 from detectron2.structures import ImageList, Instances
 
 from panext_d2.layers.norm import set_bn_hyperparams
-from panext_d2.utils.fuse import fold_batchnorm
+from panext_d2.utils.batchnorm import fold_batchnorm
 
 from .box_coder import SSDBoxCoder
 from .default_boxes import DefaultBoxGenerator

@@ -7,7 +7,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import transforms as T
 
 from panext_d2.data import MAPPER_REGISTRY, build_dataset_mapper
-from panext_d2.data.mappers.panext import PaNeXtPanopticMapper, class_index_maps
+from panext_d2.data.mappers.panext import PaNeXtPanopticMapper
+from panext_d2.utils.panoptic_conventions import class_index_maps
 
 NAME = "coco_panoptic_samples"
 
@@ -124,7 +125,7 @@ def test_sem_seg_lookup_matches_a_loop():
     ],
 )
 def test_panoptic_class_ids_conventions(thing_map, stuff_map, expected):
-    from panext_d2.data.mappers.panext import panoptic_class_ids
+    from panext_d2.utils.panoptic_conventions import panoptic_class_ids
 
     name = f"__panext_ids_{len(MetadataCatalog.list())}"
     meta = MetadataCatalog.get(name).set(

@@ -4,7 +4,7 @@ BatchNorm moving mean and variance (docs/DESIGN.md §2, §3)."""
 
 from detectron2.modeling import build_model
 
-from panext_d2.utils.benchmark import count_parameters
+from panext_d2.utils.model_size import count_parameters
 
 from tests.modeling.lowcost.variants import make_lowcost_cfg
 

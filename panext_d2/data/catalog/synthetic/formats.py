@@ -7,8 +7,6 @@ import pycocotools.mask as mask_util
 from panopticapi.utils import id2rgb, rgb2id
 from PIL import Image
 
-IGNORE_LABEL = 255
-
 
 def bbox_xywh(mask: np.ndarray) -> List[int]:
     """COCO box ``[x, y, w, h]`` of the pixels of ``mask`` (w = x_max - x_min + 1)."""

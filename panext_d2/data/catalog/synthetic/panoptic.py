@@ -20,14 +20,14 @@ from tqdm import tqdm
 
 from . import drawing
 from .cache import check_files, read_json, regenerate_hint, write_generator_info, write_json
-from .conventions import (
-    panoptic_dicts,
+from ....utils.panoptic_conventions import (
     semantic_from_panoptic,
     separated_label_map,
     separated_metadata,
     standard_label_map,
     standard_metadata,
 )
+from ..panoptic_records import panoptic_dicts
 from .formats import instance_record, segment_record, write_jpg, write_panoptic_png, write_png
 
 KIND = "synthetic_panoptic"

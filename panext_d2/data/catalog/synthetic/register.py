@@ -15,8 +15,8 @@ from detectron2.data.datasets import load_coco_json
 
 from . import instances, panoptic, sparse_semantic
 from .cache import dataset_dir, ensure_generated
-from .conventions import separated_metadata, standard_metadata
-from .formats import IGNORE_LABEL
+from ....utils.panoptic_conventions import separated_metadata, standard_metadata
+from ....utils.panoptic_conventions import IGNORE_LABEL
 
 
 def register_dataset(name: str, loader, metadata: dict) -> None:

@@ -1,6 +1,6 @@
 from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES, _get_builtin_metadata
 
-from panext_d2.data.catalog.synthetic.conventions import (
+from panext_d2.utils.panoptic_conventions import (
     separated_label_map,
     separated_metadata,
     standard_label_map,

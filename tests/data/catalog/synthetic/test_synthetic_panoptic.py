@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from panext_d2.data.catalog.synthetic import panoptic
-from panext_d2.data.catalog.synthetic.formats import IGNORE_LABEL, read_panoptic_png
+from panext_d2.data.catalog.synthetic.formats import read_panoptic_png
+from panext_d2.utils.panoptic_conventions import IGNORE_LABEL
 
 PARAMS = panoptic.PanopticParams(num_images=12, seed=3)
 

@@ -1,4 +1,5 @@
-"""Fold BatchNorm into the convolution before it, for inference.
+"""BatchNorm at inference: folding it into the convolution before it, and calibrating the
+statistics of randomly initialised models (:func:`calibrate_batchnorm`).
 
 A convolution ``y = W * x + b`` followed by an inference-mode BatchNorm
 ``z = gamma * (y - mean) / sqrt(var + eps) + beta`` is the single convolution with
@@ -206,3 +207,40 @@ def fold_batchnorm(model: nn.Module, example_inputs=None) -> List[str]:
             setattr(model.get_submodule(parent_name), attr, nn.Identity())
             folded.append(bn_name)
     return folded
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, inputs: List[Dict]) -> int:
+    """Set the statistics of every BatchNorm (``FrozenBatchNorm2d`` included) to the mean and
+    variance of its own input during one inference forward on ``inputs``; returns how many
+    were set.
+
+    A randomly initialised network whose BatchNorms still hold their initial statistics
+    (mean 0, variance 1) passes activations that grow or shrink layer after layer (1e-24 at
+    the end of MobileNet-v1 with TF's initialisation; exploding through ResNet-50): its
+    detections are degenerate (Mask R-CNN keeps no proposal at all) and its arithmetic can
+    run into denormals, neither of which a trained model meets. Calibrated statistics give
+    each layer the unit scale of a trained model. Models that fold their BatchNorms lazily
+    at inference (``fold_bn_test``, e.g. SSD) run their own modules for the calibration.
+    """
+    norms = [m for m in model.modules() if is_foldable_bn(m)]
+    lazy_folding = [m for m in model.modules() if getattr(m, "fold_bn_test", False)]
+
+    def set_statistics(module, args):
+        x = args[0].float()
+        module.running_mean.copy_(x.mean((0, 2, 3)))
+        module.running_var.copy_(x.var((0, 2, 3), unbiased=False))
+
+    handles = [m.register_forward_pre_hook(set_statistics) for m in norms]
+    for m in lazy_folding:
+        m.fold_bn_test = False
+    model.eval()
+    try:
+        model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m in lazy_folding:
+            m.fold_bn_test = True
+        model.eval()  # drops any BatchNorm-folded copy made before
+    return len(norms)

@@ -1,4 +1,5 @@
-"""detectron2's two COCO panoptic conventions, for any COCO-style category list.
+"""detectron2's two COCO panoptic conventions, for any COCO-style category list: the one
+home of the id mappings that datasets, mappers, models and evaluators share.
 
 * "standard" (``coco_2017_*_panoptic``, Mask2Former's ``_with_sem_seg``): every category is
   listed in both ``thing_classes`` and ``stuff_classes``; contiguous id = position among all
@@ -8,13 +9,11 @@
 
 Both mirror ``detectron2/data/datasets/builtin_meta.py``; the tests check them against it.
 """
-
-import os
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List
 
 import numpy as np
 
-from .formats import IGNORE_LABEL
+IGNORE_LABEL = 255  # detectron2's sem-seg ignore value, our datasets' ignore_label
 
 # the colour detectron2's builtin separated metadata gives the merged "things" stuff class
 THINGS_STUFF_COLOR = [82, 18, 128]
@@ -84,44 +83,36 @@ def semantic_from_panoptic(
     return labels
 
 
-def panoptic_dicts(
-    panoptic_json: dict,
-    image_root: str,
-    panoptic_root: str,
-    metadata: dict,
-    sem_seg_root: Optional[str] = None,
-) -> List[dict]:
-    """detectron2 dicts of a COCO panoptic JSON, as ``load_coco_panoptic_json`` makes them
-    (segments_info with contiguous ``category_id`` and ``isthing`` under ``metadata``'s
-    mappings), plus height, width and, given ``sem_seg_root``, ``sem_seg_file_name``
-    (``<sem_seg_root>/<panoptic PNG name>``)."""
-    things = metadata["thing_dataset_id_to_contiguous_id"]
-    stuff = metadata["stuff_dataset_id_to_contiguous_id"]
-    images = {img["id"]: img for img in panoptic_json["images"]}
-    dicts = []
-    for ann in panoptic_json["annotations"]:
-        image = images[ann["image_id"]]
-        segments = [
-            {
-                **seg,
-                "category_id": (
-                    things[seg["category_id"]]
-                    if seg["category_id"] in things
-                    else stuff[seg["category_id"]]
-                ),
-                "isthing": seg["category_id"] in things,
-            }
-            for seg in ann["segments_info"]
-        ]
-        record = {
-            "file_name": os.path.join(image_root, image["file_name"]),
-            "image_id": int(ann["image_id"]),
-            "height": int(image["height"]),
-            "width": int(image["width"]),
-            "pan_seg_file_name": os.path.join(panoptic_root, ann["file_name"]),
-            "segments_info": segments,
-        }
-        if sem_seg_root is not None:
-            record["sem_seg_file_name"] = os.path.join(sem_seg_root, ann["file_name"])
-        dicts.append(record)
-    return dicts
+def panoptic_class_ids(metadata):
+    """Sorted contiguous ids of the thing and of the stuff classes of a panoptic dataset, or
+    None when its metadata has no id maps.
+
+    Handles detectron2's conventions: "standard" (stuff_dataset_id_to_contiguous_id covers
+    every class, things included, for SemSegEvaluator), disjoint thing / stuff maps, and
+    "separated" (dataset id 0 is the extra "things" class of the semantic maps).
+    """
+    if not hasattr(metadata, "thing_dataset_id_to_contiguous_id"):
+        return None
+    thing_map = metadata.thing_dataset_id_to_contiguous_id
+    stuff_map = metadata.get("stuff_dataset_id_to_contiguous_id", {})
+    things = sorted(thing_map.values())
+    stuff = sorted(v for k, v in stuff_map.items() if k not in thing_map and k != 0)
+    return things, stuff
+
+
+def class_index_maps(metadata, num_things: int = None, num_stuff: int = None):
+    """{contiguous id: thing index} and {contiguous id: stuff index}: the head channel of
+    each class is its rank among the dataset's thing (stuff) ids; without id maps, things
+    are 0..num_things-1 and stuff follows."""
+    ids = panoptic_class_ids(metadata)
+    if ids is None:
+        ids = list(range(num_things)), list(range(num_things, num_things + num_stuff))
+    things, stuff = ids
+    return {c: i for i, c in enumerate(things)}, {c: i for i, c in enumerate(stuff)}
+
+
+def is_standard_convention(meta) -> bool:
+    """Whether ``meta`` follows the standard convention (every class in ``stuff_classes``)."""
+    thing_map = meta.get("thing_dataset_id_to_contiguous_id", {})
+    stuff_map = meta.get("stuff_dataset_id_to_contiguous_id", {})
+    return bool(thing_map) and len(thing_map) + len(stuff_map) == len(meta.get("stuff_classes", []))

@@ -7,11 +7,7 @@ the two maps together instead. On other datasets they behave exactly like the st
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
 
-
-def _is_standard_convention(meta) -> bool:
-    thing_map = meta.get("thing_dataset_id_to_contiguous_id", {})
-    stuff_map = meta.get("stuff_dataset_id_to_contiguous_id", {})
-    return bool(thing_map) and len(thing_map) + len(stuff_map) == len(meta.get("stuff_classes", []))
+from ..utils.panoptic_conventions import is_standard_convention
 
 
 class AllClassSemSegEvaluator(SemSegEvaluator):
@@ -20,7 +16,7 @@ class AllClassSemSegEvaluator(SemSegEvaluator):
     def __init__(self, dataset_name, **kwargs):
         super().__init__(dataset_name, **kwargs)
         meta = MetadataCatalog.get(dataset_name)
-        if _is_standard_convention(meta):
+        if is_standard_convention(meta):
             both = {**meta.thing_dataset_id_to_contiguous_id, **meta.stuff_dataset_id_to_contiguous_id}
             self._contiguous_id_to_dataset_id = {v: k for k, v in both.items()}
 
@@ -30,7 +26,7 @@ class ThingCOCOEvaluator(COCOEvaluator):
 
     def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
         meta = self._metadata
-        if class_names is not None and _is_standard_convention(meta):
+        if class_names is not None and is_standard_convention(meta):
             thing_ids = sorted(meta.thing_dataset_id_to_contiguous_id.values())
             class_names = [meta.thing_classes[i] for i in thing_ids]
         return super()._derive_coco_results(coco_eval, iou_type, class_names=class_names)
