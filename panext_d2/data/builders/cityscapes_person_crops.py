@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .common import progress, write_json
+from ..json_io import write_json
+from .common import progress
 
 SPLITS = ("train", "val")
 SIZES = ((320, 192), (160, 96))
@@ -154,7 +155,7 @@ def build_split(root, split, backgrounds=BACKGROUNDS):
                         "foreground_classes": [1] if mask.any() else [],
                     })
     for (size, bg), variant_records in records.items():
-        write_json(records_json(root, size, bg, split), variant_records)
+        write_json(variant_records, records_json(root, size, bg, split))
     return stats
 
 

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 from pycocotools.coco import COCO
 
-from .common import SemSegStats, progress, write_json
+from ..json_io import write_json
+from .common import SemSegStats, progress
 
 SPLITS = ("train", "val")
 CLASSES = ("background", "bicycle", "car")
@@ -87,5 +88,5 @@ def build_coco_bikecar(root, splits=SPLITS, crowd="class"):
     for split in splits:
         coco = COCO(coco_instances_json(root, split))
         records, stats[split] = build_split(coco, sem_seg_dir(root, split), crowd)
-        write_json(records_json(root, split), records)
+        write_json(records, records_json(root, split))
     return stats

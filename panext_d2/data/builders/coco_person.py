@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cells import ISB_SHAPES, cell_shapes, match_shapes
-from .common import format_table, read_json, write_json
+from ..json_io import read_json, write_json
+from .common import format_table
 
 SPLITS = ("train", "val")
 
@@ -95,9 +96,9 @@ def build_coco_person(root, splits=SPLITS, shapes=ISB_SHAPES, grid_size=(20, 20)
     for split in splits:
         person = person_subset(read_json(coco_instances_json(root, split)))
         all_annotations, matched_annotations, counts = isb_subsets(person, shapes, grid_size)
-        write_json(person_json(root, split), person)
-        write_json(isb_json(root, split), all_annotations)
-        write_json(isb_json(root, split, matched=True), matched_annotations)
+        write_json(person, person_json(root, split))
+        write_json(all_annotations, isb_json(root, split))
+        write_json(matched_annotations, isb_json(root, split, matched=True))
         stats.append(
             CocoPersonStats(
                 split,

@@ -1,21 +1,8 @@
-"""Helpers shared by the dataset builders: JSON writing, progress bars, class statistics."""
-import json
+"""Helpers shared by the dataset builders: progress bars, class statistics."""
 import os
 
 import numpy as np
 from tqdm import tqdm
-
-
-def write_json(path, obj):
-    """Write ``obj`` as JSON to ``path``, creating its folder."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(obj, f)
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def progress(iterable, desc, total=None):

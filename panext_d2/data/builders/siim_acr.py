@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .common import SemSegStats, progress, write_json
+from ..json_io import write_json
+from .common import SemSegStats, progress
 
 SPLITS = ("train", "val", "test")
 FRACTIONS = (0.81, 0.09, 0.10)
@@ -161,5 +162,5 @@ def build_siim_acr(root, csv_path=None, images_dir=None, seed=0):
                 "image_id": image_id,
                 "foreground_classes": stats[split].add(mask),
             })
-        write_json(records_json(root, split), records)
+        write_json(records, records_json(root, split))
     return stats

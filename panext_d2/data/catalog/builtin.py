@@ -44,7 +44,7 @@ from detectron2.data.datasets import load_coco_json
 
 from ..builders import cityscapes_person_crops as crops
 from ..builders import coco_bikecar, coco_person, siim_acr
-from ..builders.common import read_json
+from ..json_io import read_json
 from ...utils.panoptic_conventions import IGNORE_LABEL
 
 

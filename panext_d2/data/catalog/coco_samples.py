@@ -18,7 +18,8 @@ from typing import Optional
 from detectron2.data.datasets import load_coco_json
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
-from .synthetic.cache import check_files, dataset_dir, ensure_generated, read_json, write_json
+from ..json_io import read_json, write_json
+from .synthetic.cache import check_files, dataset_dir, ensure_generated
 from ...utils.panoptic_conventions import (
     IGNORE_LABEL,
     semantic_from_panoptic,

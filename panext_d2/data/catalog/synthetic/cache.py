@@ -17,6 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional
 
+from ...json_io import write_json
+
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
@@ -91,29 +93,11 @@ def regenerate_hint(folder: os.PathLike) -> str:
     return f" (delete {folder} to regenerate it)"
 
 
-def read_json(path: os.PathLike, hint: str = ""):
-    """Load a JSON file; missing or corrupt files raise errors that name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"missing dataset file {path}{hint}")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"corrupt JSON file {path}: {e}{hint}") from e
-
-
 def check_files(paths, hint: str = "") -> None:
     """Raise FileNotFoundError naming the first path of ``paths`` that is not a file."""
     for path in paths:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"missing dataset file {path}{hint}")
-
-
-def write_json(obj, path: os.PathLike) -> None:
-    """Write ``obj`` as compact, key-sorted JSON (byte-identical for equal objects)."""
-    with open(path, "w") as f:
-        json.dump(obj, f, sort_keys=True, separators=(",", ":"))
 
 
 def write_generator_info(kind: str, params, out: Path) -> None:

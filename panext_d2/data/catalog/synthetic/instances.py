@@ -18,7 +18,8 @@ from tqdm import tqdm
 from detectron2.data.datasets import load_coco_json
 
 from . import drawing
-from .cache import check_files, read_json, regenerate_hint, write_generator_info, write_json
+from ...json_io import read_json, write_json
+from .cache import check_files, regenerate_hint, write_generator_info
 from .formats import instance_record, write_jpg
 
 KIND = "synthetic_instances"

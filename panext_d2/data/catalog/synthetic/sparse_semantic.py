@@ -20,7 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from . import drawing
-from .cache import check_files, read_json, regenerate_hint, write_generator_info, write_json
+from ...json_io import read_json, write_json
+from .cache import check_files, regenerate_hint, write_generator_info
 from .formats import write_jpg, write_png
 
 KIND = "synthetic_sparse"

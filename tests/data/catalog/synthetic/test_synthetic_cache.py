@@ -4,12 +4,8 @@ import os
 import pytest
 
 from panext_d2.data.catalog.synthetic import cache, panoptic
-from panext_d2.data.catalog.synthetic.cache import (
-    check_files,
-    dataset_dir,
-    ensure_generated,
-    read_json,
-)
+from panext_d2.data.catalog.synthetic.cache import check_files, dataset_dir, ensure_generated
+from panext_d2.data.json_io import read_json
 
 
 def _tree(folder):
