@@ -13,6 +13,13 @@ An SSD-ISB model also sets detectron2 / SSD keys in its YAML:
 """
 from detectron2.config import CfgNode as CN
 
+# The ISB shapes of Table 5.1 (Single-Shape branches), (height, width) in cells of the 20x20
+# map; also the shapes the coco_isb_shapes builder selects (tools/build_coco_person.py).
+ISB_SHAPES = (
+    (7, 2), (6, 3), (6, 2), (5, 3), (5, 2), (4, 3),
+    (4, 2), (3, 3), (3, 2), (3, 1), (2, 2), (2, 1),
+)
+
 
 def add_isb_config(cfg):
     """MODEL.ISB."""
@@ -49,10 +56,7 @@ def add_isb_config(cfg):
     # at inference. Parameter counts are the same either way.
     c.POOL_SKIP_CROPS = False
     # Single-Shape(+) exact branch shapes, (h, w) cells of the 20x20 map: Table 5.1.
-    c.SINGLE_SHAPES = [
-        [7, 2], [6, 3], [6, 2], [5, 3], [5, 2], [4, 3],
-        [4, 2], [3, 3], [3, 2], [3, 1], [2, 2], [2, 1],
-    ]
+    c.SINGLE_SHAPES = [list(shape) for shape in ISB_SHAPES]
     # Single-Shape+ resize branch for the boxes of other shapes (§5.2.1: 14x14).
     c.REMAINDER_SHAPE = [14, 14]
     # Multi-Shape size thresholds, largest first (§5.2.1). Each box is resized down to the

@@ -1,11 +1,9 @@
 import numpy as np
 
-from panext_d2.data.builders.cells import (
-    ISB_SHAPES,
-    cell_shapes,
-    encompassing_cells,
-    match_shapes,
-)
+import torch
+
+from panext_d2.data.builders.cells import ISB_SHAPES, cell_shapes, match_shapes
+from panext_d2.modeling.isb.encompassing import encompassing_cells
 
 
 def test_encompassing_cells_on_640_input():
@@ -17,9 +15,9 @@ def test_encompassing_cells_on_640_input():
         [32, 0, 32, 10],  # zero width on a boundary: still one cell
         [600, 600, 700, 700],  # leaves the image: clipped
     ]
-    cells = encompassing_cells(boxes, (640, 640))
+    cells = encompassing_cells(torch.tensor(boxes), (640, 640), (20, 20))
     np.testing.assert_array_equal(
-        cells,
+        cells.numpy(),
         [
             [0, 0, 1, 1],
             [0, 0, 2, 1],

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from panext_d2.data.builders.cells import ISB_SHAPES
+from panext_d2.config.isb import ISB_SHAPES
 from panext_d2.modeling.isb import ISBHead, build_isb_routing
 
 MS = [(15, 10), (9, 4), (7, 3), (6, 3), (5, 2), (4, 2), (3, 2), (2, 2), (2, 1), (1, 1)]

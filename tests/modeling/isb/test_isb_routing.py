@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from panext_d2.config import get_panext_cfg
-from panext_d2.data.builders.cells import ISB_SHAPES, match_shapes
+from panext_d2.config.isb import ISB_SHAPES
+from panext_d2.data.builders.cells import match_shapes
 from panext_d2.modeling.isb import ISB_VARIANTS, build_isb_routing, build_routing_from_cfg
 
 MS = [(15, 10), (9, 4), (7, 3), (6, 3), (5, 2), (4, 2), (3, 2), (2, 2), (2, 1), (1, 1)]

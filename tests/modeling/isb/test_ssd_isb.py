@@ -6,7 +6,7 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 
-from panext_d2.data.builders.cells import ISB_SHAPES
+from panext_d2.config.isb import ISB_SHAPES
 from panext_d2.modeling.isb import SSDISB
 from panext_d2.modeling.ssd import SSD
 
