@@ -33,6 +33,7 @@ from fvcore.nn import weight_init
 from torch import nn
 
 from panext_d2.layers.activation import get_activation
+from panext_d2.layers.norm import norm_or_identity
 from panext_d2.layers.separable_conv import SeparableConv2d
 
 from .build import ENCDEC_DECODER_REGISTRY, input_strides
@@ -40,21 +41,6 @@ from .build import ENCDEC_DECODER_REGISTRY, input_strides
 __all__ = ["BiFPNDecoder", "BiFPNLayer", "BiFPNNode", "WeightedFusion", "resample_to"]
 
 FUSIONS = ("fast_normalized", "sum")
-
-
-def make_activation(name: str) -> nn.Module:
-    """The activation ``name`` (:func:`get_activation`; EfficientDet's is "swish"), ``""`` ->
-    identity."""
-    try:
-        act = get_activation(name, inplace=False)
-    except ValueError as err:
-        raise ValueError(f"MODEL.ENCDEC.BIFPN.ACTIVATION={name!r}: {err}") from err
-    return act if act is not None else nn.Identity()
-
-
-def _norm(norm: str, channels: int) -> nn.Module:
-    layer = get_norm(norm, channels)
-    return layer if layer is not None else nn.Identity()
 
 
 def downsample(x: torch.Tensor) -> torch.Tensor:
@@ -114,13 +100,16 @@ class BiFPNNode(nn.Module):
     ):
         super().__init__()
         self.fuse = WeightedFusion(num_inputs, fusion, eps)
-        self.act = make_activation(activation)
+        try:
+            self.act = get_activation(activation, inplace=False, identity=True)
+        except ValueError as err:
+            raise ValueError(f"MODEL.ENCDEC.BIFPN.ACTIVATION={activation!r}: {err}") from err
         self.conv = SeparableConv2d(
             channels, channels, 3, depthwise_bias=False, pointwise_bias=not norm
         )
         for conv in (self.conv.depthwise, self.conv.pointwise):
             weight_init.c2_msra_fill(conv)
-        self.norm = _norm(norm, channels)
+        self.norm = norm_or_identity(norm, channels)
 
     def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         return self.norm(self.conv(self.act(self.fuse(inputs))))

@@ -73,7 +73,7 @@ class ISBBranch(nn.Module):
         self.conv = SeparableConv2d(
             in_channels[0], conv_dim, 3, norm="", depthwise_bias=False, pointwise_bias=True
         )
-        self.act = get_activation(activation) or nn.Identity()
+        self.act = get_activation(activation, identity=True)
         self.upsample = nn.ModuleList()
         self.skip = nn.ModuleList()
         dim = conv_dim

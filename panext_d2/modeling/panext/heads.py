@@ -6,24 +6,11 @@ from typing import List, Tuple
 
 import torch
 from detectron2.config import configurable
-from detectron2.layers import ShapeSpec, get_norm
+from detectron2.layers import ShapeSpec
 from torch import nn
 
 from ...layers.deform_conv import DeformConv2d
-
-
-def group_norm_groups(channels: int, max_groups: int = 32) -> int:
-    """The largest number of groups <= max_groups that divides ``channels`` and leaves at
-    least two channels per group (so GroupNorm stays defined on 1x1 maps)."""
-    limit = max(1, min(max_groups, channels // 2))
-    return max(g for g in range(1, limit + 1) if channels % g == 0)
-
-
-def build_norm(norm: str, channels: int) -> nn.Module:
-    """``get_norm`` with GroupNorm groups adapted to narrow widths; "" gives Identity."""
-    if norm == "GN":
-        return nn.GroupNorm(group_norm_groups(channels), channels)
-    return get_norm(norm, channels) or nn.Identity()
+from ...layers.norm import norm_or_identity
 
 
 def coord_features(x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +65,7 @@ class ConvStack(nn.Sequential):
                 conv = nn.Conv2d(cin, channels, 3, padding=1, bias=not norm)
                 if norm:
                     init_conv(conv)
-            layers += [conv, build_norm(norm, channels), activation()]
+            layers += [conv, norm_or_identity(norm, channels), activation()]
         super().__init__(*layers)
 
 

@@ -1,7 +1,6 @@
 """High-resolution feature processor (Debucean (2022) §3.1.3): a semantic-FPN merge of the base
 features down to stride 4 (Kirillov et al., Panoptic FPN), then a conv stack with SmeLU."""
 
-import functools
 import math
 from typing import Dict
 
@@ -12,17 +11,9 @@ from detectron2.layers import ShapeSpec
 from torch import nn
 from torch.nn import functional as F
 
-from ...layers.smelu import SmeLU
-from .heads import ConvStack, build_norm, coord_features
-
-
-def build_activation(name: str, smelu_beta: float = 2.0):
-    """A module factory for "smelu" (thesis) or "relu" (PanopticFCN)."""
-    if name == "smelu":
-        return functools.partial(SmeLU, smelu_beta)
-    if name == "relu":
-        return nn.ReLU
-    raise ValueError(f"MODEL.PANEXT.HR.ACTIVATION must be 'smelu' or 'relu', got {name!r}")
+from ...layers.activation import activation_factory
+from ...layers.norm import norm_or_identity
+from .heads import ConvStack, coord_features
 
 
 class SemanticFPNMerge(nn.Module):
@@ -43,7 +34,7 @@ class SemanticFPNMerge(nn.Module):
                     shape.channels if i == 0 else channels, channels, 3, padding=1, bias=not norm
                 )
                 weight_init.c2_msra_fill(conv)
-                layers += [conv, build_norm(norm, channels), nn.ReLU()]
+                layers += [conv, norm_or_identity(norm, channels), nn.ReLU()]
                 if shape.stride > common_stride:
                     layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
             self.scale_heads.append(nn.Sequential(*layers))
@@ -85,7 +76,7 @@ class HRProcessor(nn.Module):
             out_channels,
             num_convs,
             norm,
-            activation=build_activation(activation, smelu_beta),
+            activation=activation_factory(activation, smelu_beta=smelu_beta),
         )
         self.stride = min(s.stride for s in input_shape.values())
 

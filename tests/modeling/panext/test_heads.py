@@ -9,7 +9,8 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 
 from panext_d2.layers.smelu import SmeLU
-from panext_d2.modeling.panext.heads import DeformConv, KernelHead, PositionHead, group_norm_groups
+from panext_d2.layers.norm import group_norm_groups
+from panext_d2.modeling.panext.heads import DeformConv, KernelHead, PositionHead
 from panext_d2.modeling.panext.hr_processor import HRProcessor
 
 
