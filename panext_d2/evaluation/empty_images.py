@@ -21,19 +21,16 @@ Pixels labelled ``ignore_label`` are left out of the IoU and of the ground-truth
 predictions count on every pixel. Values are percentages, as detectron2's evaluators report.
 """
 
-import json
-import os
 from collections import OrderedDict
 
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 from PIL import Image
 
 from .build import EVALUATOR_REGISTRY
+from .per_image_stats import PerImageStatsEvaluator
 
 IOU_MODES = ("dataset", "image")
 
@@ -95,11 +92,14 @@ def _nanmean(values):
     return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
 
 
-class EmptyImagesEvaluator(DatasetEvaluator):
+class EmptyImagesEvaluator(PerImageStatsEvaluator):
     """§7.2 metrics for a semantic dataset (``stuff_classes`` with background first,
     ``ignore_label``, records with ``sem_seg_file_name``); reads the model's ``sem_seg``."""
 
+    result_key, result_file = "empty_images", "empty_images_evaluation.json"
+
     def __init__(self, dataset_name, *, distributed=True, output_dir=None, iou_mode="dataset"):
+        super().__init__(distributed=distributed, output_dir=output_dir)
         if iou_mode not in IOU_MODES:
             raise ValueError(
                 f"TEST.EMPTY_IMAGES.IOU_MODE={iou_mode!r}; expected one of {IOU_MODES}"
@@ -110,13 +110,7 @@ class EmptyImagesEvaluator(DatasetEvaluator):
         self._gt_files = {
             d["file_name"]: d["sem_seg_file_name"] for d in DatasetCatalog.get(dataset_name)
         }
-        self._distributed = distributed
-        self._output_dir = output_dir
         self._iou_mode = iou_mode
-        self._stats = []
-
-    def reset(self):
-        self._stats = []
 
     def process(self, inputs, outputs):
         for inp, out in zip(inputs, outputs):
@@ -128,21 +122,10 @@ class EmptyImagesEvaluator(DatasetEvaluator):
             )
 
     def evaluate(self):
-        stats = self._stats
-        if self._distributed:
-            comm.synchronize()
-            stats = [s for part in comm.gather(stats, dst=0) for s in part]
-            if not comm.is_main_process():
-                return None
-        width = len(self._class_names) - 1
-        stacked = np.stack(stats) if stats else np.zeros((0, 4, width), dtype=np.int64)
-        results = summarize(stacked, self._iou_mode, self._class_names[1:])
-        if self._output_dir:
-            PathManager.mkdirs(self._output_dir)
-            path = os.path.join(self._output_dir, "empty_images_evaluation.json")
-            with PathManager.open(path, "w") as f:
-                json.dump({k: (None if v != v else v) for k, v in results.items()}, f, indent=1)
-        return OrderedDict({"empty_images": results})
+        stacked = self.gathered_stats(len(self._class_names) - 1)
+        if stacked is None:
+            return None
+        return self.finish(summarize(stacked, self._iou_mode, self._class_names[1:]))
 
 
 @EVALUATOR_REGISTRY.register_as("empty_images")

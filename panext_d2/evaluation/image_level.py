@@ -9,34 +9,27 @@ In "binary" mode (``MODEL.IMAGE_CLASSIFIER.MODE``) the classes collapse into one
 "foreground" column, so the multi-class accuracy is the plain image accuracy.
 """
 
-import json
-import os
 from collections import OrderedDict
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
-from detectron2.utils.file_io import PathManager
 
 from .build import EVALUATOR_REGISTRY
 from .empty_images import summarize
+from .per_image_stats import PerImageStatsEvaluator
 
 
-class ImageLevelEvaluator(DatasetEvaluator):
+class ImageLevelEvaluator(PerImageStatsEvaluator):
+    result_key, result_file = "image_level", "image_level_evaluation.json"
+
     def __init__(self, dataset_name, *, binary=False, distributed=True, output_dir=None):
+        super().__init__(distributed=distributed, output_dir=output_dir)
         meta = MetadataCatalog.get(dataset_name)
         self._foreground_names = list(meta.stuff_classes)[1:]
         self._gt = {
             d["file_name"]: list(d["foreground_classes"]) for d in DatasetCatalog.get(dataset_name)
         }
         self._binary = binary
-        self._distributed = distributed
-        self._output_dir = output_dir
-        self._rows = []
-
-    def reset(self):
-        self._rows = []
 
     def _presence(self, classes):
         width = 1 if self._binary else len(self._foreground_names)
@@ -52,27 +45,16 @@ class ImageLevelEvaluator(DatasetEvaluator):
             if self._binary:
                 pred[:] = int(out["is_foreground"])
             zeros = np.zeros_like(gt)
-            self._rows.append(np.stack([zeros, zeros, gt, pred]))
+            self._stats.append(np.stack([zeros, zeros, gt, pred]))
 
     def evaluate(self):
-        rows = self._rows
-        if self._distributed:
-            comm.synchronize()
-            rows = [r for part in comm.gather(rows, dst=0) for r in part]
-            if not comm.is_main_process():
-                return None
-        width = 1 if self._binary else len(self._foreground_names)
-        stacked = np.stack(rows) if rows else np.zeros((0, 4, width), dtype=np.int64)
+        stacked = self.gathered_stats(1 if self._binary else len(self._foreground_names))
+        if stacked is None:
+            return None
         names = ["foreground"] if self._binary else self._foreground_names
         summary = summarize(stacked, "dataset", names)
         keys = ("bal_acc", "TPR", "TNR", "multiclass_acc", "num_nonempty", "num_empty")
-        results = OrderedDict((k, summary[k]) for k in keys)
-        if self._output_dir:
-            PathManager.mkdirs(self._output_dir)
-            path = os.path.join(self._output_dir, "image_level_evaluation.json")
-            with PathManager.open(path, "w") as f:
-                json.dump({k: (None if v != v else v) for k, v in results.items()}, f, indent=1)
-        return OrderedDict({"image_level": results})
+        return self.finish(OrderedDict((k, summary[k]) for k in keys))
 
 
 @EVALUATOR_REGISTRY.register_as("image_level")
