@@ -1,40 +1,21 @@
 """tools/analyze_model.py and panext_d2.utils.model_size.parameter_table."""
-import importlib.util
-import os
-
 import pytest
 from torch import nn
 
 from panext_d2.utils.model_size import parameter_table
+from tests.tools.conftest import load_script, tiny_semseg_yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-TINY_SEMSEG = """
-MODEL:
-  META_ARCHITECTURE: SemanticSegmentor
-  DEVICE: cpu
-  WEIGHTS: ""
-  BACKBONE: {NAME: build_resnet_fpn_backbone, FREEZE_AT: 2}
-  RESNETS: {DEPTH: 18, RES2_OUT_CHANNELS: 64, OUT_FEATURES: [res2, res3, res4, res5]}
-  FPN: {IN_FEATURES: [res2, res3, res4, res5], OUT_CHANNELS: 16}
-  SEM_SEG_HEAD: {NAME: SemSegFPNHead, IN_FEATURES: [p2, p3, p4, p5], CONVS_DIM: 32,
-                 NUM_CLASSES: 3, NORM: GN}
-"""
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        "tool_analyze_model", os.path.join(REPO, "tools", "analyze_model.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/analyze_model.py")
 
 
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SEMSEG)
+    path.write_text(tiny_semseg_yaml(freeze_at=2))
     return str(path)
 
 

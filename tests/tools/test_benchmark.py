@@ -1,5 +1,4 @@
 """tools/benchmark.py and the measuring helpers of panext_d2/utils and panext_d2/engine/benchmark.py."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,31 +17,12 @@ from panext_d2.utils.isolation import run_isolated
 from panext_d2.utils.model_inputs import benchmark_image, count_detections, make_inputs
 from panext_d2.utils.model_size import count_parameters
 from panext_d2.utils.timing import summarize_times
+from tests.tools.conftest import load_script, tiny_semseg_yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-TINY_SEMSEG = """
-MODEL:
-  META_ARCHITECTURE: SemanticSegmentor
-  DEVICE: cpu
-  WEIGHTS: ""
-  BACKBONE: {{NAME: build_resnet_fpn_backbone, FREEZE_AT: 0}}
-  RESNETS: {{DEPTH: 18, RES2_OUT_CHANNELS: 64, NORM: BN,
-             OUT_FEATURES: [res2, res3, res4, res5]}}
-  FPN: {{IN_FEATURES: [res2, res3, res4, res5], OUT_CHANNELS: {fpn}}}
-  SEM_SEG_HEAD: {{NAME: SemSegFPNHead, IN_FEATURES: [p2, p3, p4, p5], CONVS_DIM: 32,
-                  NUM_CLASSES: 3, NORM: GN, IGNORE_VALUE: 255}}
-INPUT: {{MIN_SIZE_TRAIN: [64], MAX_SIZE_TRAIN: 64, MIN_SIZE_TEST: 64, MAX_SIZE_TEST: 64}}
-DATALOADER: {{NUM_WORKERS: 0}}
-SOLVER: {{IMS_PER_BATCH: 1, BASE_LR: 0.001}}
-"""
-
+from tests.conftest import REPO_ROOT as REPO  # noqa: E402
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"tools/{name}.py")
 
 
 def randomize_bn(model, seed=0):
@@ -138,7 +118,7 @@ def test_fold_batchnorm_detectron2_model(tmp_path):
     from panext_d2 import Trainer, get_panext_cfg
 
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SEMSEG.format(fpn=16))
+    path.write_text(tiny_semseg_yaml(fpn=16))
     cfg = get_panext_cfg(str(path))
     model = randomize_bn(Trainer.build_model(cfg)).eval()
     inputs = make_inputs(benchmark_image(64, 64))
@@ -172,8 +152,8 @@ def tiny_semseg_dataset(tmp_path):
 @pytest.mark.slow
 def test_benchmark_cli_two_configs_writes_json(tmp_path, tiny_semseg_dataset):
     small, wide = tmp_path / "small_fpn.yaml", tmp_path / "wide_fpn.yaml"
-    small.write_text(TINY_SEMSEG.format(fpn=16))
-    wide.write_text(TINY_SEMSEG.format(fpn=32))
+    small.write_text(tiny_semseg_yaml(fpn=16))
+    wide.write_text(tiny_semseg_yaml(fpn=32))
     out = tmp_path / "results.json"
     load_tool("benchmark").main([
         "--config-file", str(small), f"{wide}", "--runs", "2", "--warmup", "1",

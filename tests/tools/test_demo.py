@@ -1,5 +1,4 @@
 """demo/demo.py and demo/predictor.py with a tiny randomly initialised model."""
-import importlib.util
 import os
 import sys
 
@@ -11,35 +10,19 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
 from detectron2.structures import Boxes, Instances
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.tools.conftest import load_script, tiny_semseg_yaml
 
-TINY_SEMSEG = """
-MODEL:
-  META_ARCHITECTURE: SemanticSegmentor
-  DEVICE: cpu
-  WEIGHTS: ""
-  BACKBONE: {NAME: build_resnet_fpn_backbone, FREEZE_AT: 0}
-  RESNETS: {DEPTH: 18, RES2_OUT_CHANNELS: 64, OUT_FEATURES: [res2, res3, res4, res5]}
-  FPN: {IN_FEATURES: [res2, res3, res4, res5], OUT_CHANNELS: 16}
-  SEM_SEG_HEAD: {NAME: SemSegFPNHead, IN_FEATURES: [p2, p3, p4, p5], CONVS_DIM: 32,
-                 NUM_CLASSES: 3, NORM: GN}
-INPUT: {MIN_SIZE_TEST: 64, MAX_SIZE_TEST: 96}
-"""
 
 
 @pytest.fixture(scope="module")
 def demo():
-    path = os.path.join(REPO, "demo", "demo.py")
-    spec = importlib.util.spec_from_file_location("panext_demo", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("demo/demo.py", "panext_demo")
 
 
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "tiny_semseg.yaml"
-    path.write_text(TINY_SEMSEG)
+    path.write_text(tiny_semseg_yaml(max_size_test=96))
     return str(path)
 
 
