@@ -96,8 +96,18 @@ def test_fcn16_uses_two_maps():
     routing = build_isb_routing("single_branch")
     head = ISBHead(routing=routing, in_channels=[6, 5, 4], in_strides=[32, 16, 8], num_classes=1,
                    num_skips=1, conv_dim=8, deconv_dim=4)
-    pred = head(_features()[:2], torch.tensor([[0.0, 0.0, 64.0, 64.0]]), torch.tensor([0]), torch.tensor([0]))
+    feats = _features()[:2]
+    box, image, cls = torch.tensor([[0.0, 0.0, 64.0, 64.0]]), torch.tensor([0]), torch.tensor([0])
+    pred = head(feats, box, image, cls)
     assert pred.logits[0].shape == (1, 20, 20)
+    # The stride-16 skip map is read: changing it inside the box changes the mask ...
+    changed = feats[1].clone()
+    changed[:, :, :4, :4] += 1.0
+    assert not torch.allclose(head([feats[0], changed], box, image, cls).logits[0], pred.logits[0])
+    # ... and outside the box's crop it does not.
+    far = feats[1].clone()
+    far[:, :, -4:, -4:] += 1.0
+    torch.testing.assert_close(head([feats[0], far], box, image, cls).logits[0], pred.logits[0])
 
 
 def test_skip_maps_are_projected_before_cropping_when_cheaper():
