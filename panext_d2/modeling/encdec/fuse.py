@@ -2,25 +2,18 @@
 excitation, F = three 3x3 conv-BN-ReLU; each part can be switched off (Table 8.5)."""
 
 import torch
-import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from .unet import conv_bn_relu
 
 
-class SqueezeExcitation(nn.Module):
-    """Hu et al. 2018: x * sigmoid(W2 relu(W1 avgpool(x))), W1: C -> C/r, W2: C/r -> C."""
+class SqueezeExcitation(torchvision.ops.SqueezeExcitation):
+    """Hu et al. 2018, torchvision's module: x * sigmoid(W2 relu(W1 avgpool(x))), W1: C -> C/r,
+    W2: C/r -> C (``reduction`` r)."""
 
     def __init__(self, channels: int, reduction: int = 16):
-        super().__init__()
-        hidden = max(1, channels // reduction)
-        self.reduce = nn.Conv2d(channels, hidden, kernel_size=1)
-        self.expand = nn.Conv2d(hidden, channels, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = F.adaptive_avg_pool2d(x, 1)
-        s = torch.sigmoid(self.expand(F.relu(self.reduce(s))))
-        return x * s
+        super().__init__(channels, max(1, channels // reduction))
 
 
 class MultiLevelFuse(nn.Module):

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from detectron2.layers import Conv2d
 from detectron2.modeling import build_model
 
 from panext_d2 import get_panext_cfg
@@ -177,7 +178,7 @@ def test_classifier_input_relu(cfg, decoder):
         return [
             name
             for name, m in model.head.named_modules()
-            if hasattr(m, "activation") and m.kernel_size == (3, 3) and m.activation is None
+            if isinstance(m, Conv2d) and m.kernel_size == (3, 3) and m.activation is None
         ]
 
     with_relu = build_model(tiny_cfg(cfg.clone(), decoder, CLASSIFIER_INPUT_RELU=True))
