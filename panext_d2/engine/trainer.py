@@ -12,10 +12,9 @@ from detectron2.data import (
     build_detection_train_loader,
     get_detection_dataset_dicts,
 )
-from detectron2.engine import DefaultTrainer, TrainerBase, hooks
+from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, hooks
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
-from torch.nn.parallel import DistributedDataParallel
 
 from ..data import build_dataset_mapper, build_train_sampler
 from ..evaluation import build_evaluator
@@ -41,15 +40,12 @@ def resolve_checkpoint_period(cfg):
 
 
 def wrap_ddp(model):
-    """DistributedDataParallel when there are several processes. ``device_ids`` names the
-    process' GPU for CUDA modules and stays None for CPU modules (gloo), which DDP requires."""
-    if comm.get_world_size() == 1:
-        return model
+    """detectron2's ``create_ddp_model`` (DistributedDataParallel when there are several
+    processes), with ``device_ids`` None for CPU modules (gloo), as DDP requires, instead of
+    detectron2's default of the local GPU."""
     on_cuda = next(model.parameters()).is_cuda
-    return DistributedDataParallel(
-        model,
-        device_ids=[comm.get_local_rank()] if on_cuda else None,
-        broadcast_buffers=False,
+    return create_ddp_model(
+        model, device_ids=[comm.get_local_rank()] if on_cuda else None, broadcast_buffers=False
     )
 
 

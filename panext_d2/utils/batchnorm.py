@@ -23,6 +23,7 @@ from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.overrides import TorchFunctionMode
@@ -58,20 +59,17 @@ def fold_conv_bn_(conv: _ConvNd, bn: nn.Module) -> None:
             f"cannot fold a BatchNorm of {bn.running_mean.numel()} channels into a conv with "
             f"{conv.out_channels} output channels"
         )
-    weight = conv.weight.detach().double()
-    mean = bn.running_mean.double()
-    var = bn.running_var.double()
-    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(mean)
-    beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(mean)
-    bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(mean)
+    def double(t):
+        return None if t is None else t.detach().double()
 
-    scale = gamma * torch.rsqrt(var + bn.eps)
-    new_weight = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
-    new_bias = (bias - mean) * scale + beta
-
+    # torch's own folding arithmetic, run in float64 so the fold adds no rounding of its own
+    weight, bias = fuse_conv_bn_weights(
+        double(conv.weight), double(conv.bias), double(bn.running_mean), double(bn.running_var),
+        bn.eps, double(bn.weight), double(bn.bias),
+    )
     dtype, requires_grad = conv.weight.dtype, conv.weight.requires_grad
-    conv.weight = nn.Parameter(new_weight.to(dtype), requires_grad=requires_grad)
-    conv.bias = nn.Parameter(new_bias.to(dtype), requires_grad=requires_grad)
+    conv.weight = nn.Parameter(weight.to(dtype), requires_grad=requires_grad)
+    conv.bias = nn.Parameter(bias.to(dtype), requires_grad=requires_grad)
 
 
 # Tensor functions that read metadata only; they do not count as consuming a conv's output.
