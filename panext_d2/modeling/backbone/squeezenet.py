@@ -48,12 +48,12 @@ Parameter names (``conv1.weight``, ``fireK.squeeze.*``, ``fireK.expand1x1.*``,
 ``fireK.expand3x3.*``) equal torchvision's without the ``features.<index>`` prefix.
 """
 
-import math
 import re
 from typing import Dict, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
+from timm.layers import pad_same
+from timm.layers.pool2d_same import MaxPool2dSame
 from torch import nn
 
 from detectron2.layers import Conv2d, ShapeSpec
@@ -121,23 +121,16 @@ def squeezenet_layer_names(version: str):
     return tuple(names)
 
 
-def _same_padding(size: int, kernel: int, stride: int) -> tuple:
-    """TensorFlow ``SAME`` padding (before, after) of one spatial dimension."""
-    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
 class _SamePad(nn.Module):
-    """Pads its input as TensorFlow's ``SAME`` would for a (kernel, stride) window."""
+    """Pads its input as TensorFlow's ``SAME`` would for a (kernel, stride) window (timm's
+    ``pad_same``)."""
 
     def __init__(self, kernel: int, stride: int, value: float = 0.0):
         super().__init__()
         self.kernel, self.stride, self.value = kernel, stride, value
 
     def forward(self, x):
-        top, bottom = _same_padding(x.shape[-2], self.kernel, self.stride)
-        left, right = _same_padding(x.shape[-1], self.kernel, self.stride)
-        return F.pad(x, (left, right, top, bottom), value=self.value)
+        return pad_same(x, [self.kernel] * 2, [self.stride] * 2, value=self.value)
 
     def extra_repr(self):
         return f"kernel={self.kernel}, stride={self.stride}, value={self.value}"
@@ -148,7 +141,7 @@ def _max_pool(stride: int, padding: str) -> nn.Module:
     if stride == 1:
         return nn.MaxPool2d(3, 1, padding=1)
     if padding == "same":
-        return nn.Sequential(_SamePad(3, stride, value=-math.inf), nn.MaxPool2d(3, stride))
+        return MaxPool2dSame(3, stride)  # TensorFlow SAME, padded with -inf
     return nn.MaxPool2d(3, stride, ceil_mode=True)
 
 
