@@ -5,7 +5,10 @@ the SSD paper's variances 0.1 / 0.2):
     dx = wx (x - x_a) / w_a,  dy = wy (y - y_a) / h_a,
     dw = ww log(w / w_a),     dh = wh log(h / h_a).
 
-Our order is (dx, dy, dw, dh), detectron2's; TF's is (dy, dx, dh, dw).
+Our order is (dx, dy, dw, dh), detectron2's; TF's is (dy, dx, dh, dw). detectron2's
+``Box2BoxTransform`` computes the same offsets, but without the TF OD API's epsilon on the
+sizes (a degenerate box gives -inf) and for (N, 4) tensors only (here any leading shape
+broadcasts against the default boxes), hence this class.
 """
 
 import math
