@@ -74,6 +74,22 @@ class DetectionDatasetMapper(DatasetMapper):
     @configurable
     def __init__(self, is_train: bool = True, *, num_classes: Optional[int] = None,
                  ignore_value: int = 255, **kwargs):
+        """
+        Args:
+            is_train: whether the mapper produces training inputs (annotations kept and
+                transformed) or test inputs (annotations dropped).
+            num_classes: number of semantic classes; when given, a ``sem_seg_file_name`` label
+                map holding a value outside 0..num_classes-1 and ``ignore_value`` raises an
+                error naming the file. None (default) disables the check. By config: the
+                length of the first ``DATASETS.TRAIN`` dataset's ``stuff_classes``, if any.
+            ignore_value: label value allowed besides the class indices (by config: that
+                dataset's ``ignore_label``, 255 without one).
+            kwargs: the keyword arguments of detectron2's :class:`DatasetMapper`
+                (``augmentations``, ``image_format``, ``use_instance_mask``,
+                ``instance_mask_format``, ``use_keypoint``, ``keypoint_hflip_indices``,
+                ``precomputed_proposal_topk``, ``recompute_boxes``), with the same meaning and
+                config keys (``INPUT.*``, ``MODEL.MASK_ON``, ``MODEL.KEYPOINT_ON``, ...).
+        """
         super().__init__(is_train, **kwargs)
         self.num_classes = num_classes
         self.ignore_value = ignore_value

@@ -82,6 +82,24 @@ class PaNeXtPanopticMapper:
         stuff_index,
         ignore_value: int = 255
     ):
+        """
+        Args:
+            is_train: whether the mapper produces training inputs (with ``instances`` and
+                ``sem_seg`` targets) or test inputs (image only).
+            augmentations: list of detectron2 augmentations or transforms applied to the image
+                and the panoptic PNG (by config: ``utils.build_augmentation``, i.e.
+                ``INPUT.MIN_SIZE_*`` / ``INPUT.MAX_SIZE_*`` resize and ``INPUT.RANDOM_FLIP``).
+            image_format: image format of the ``image`` tensor, as ``detection_utils.read_image``
+                reads it ("BGR", "RGB", ...); ``INPUT.FORMAT``.
+            thing_index: mapping {contiguous thing id: thing index 0..C_th-1}, the channel of
+                the class in the thing head (by config: ranks among the first dataset's thing
+                ids, or 0..``MODEL.PANEXT.NUM_THING_CLASSES``-1 without id maps).
+            stuff_index: mapping {contiguous stuff id: stuff index 0..C_st-1}, the channel in
+                the stuff head (by config: as ``thing_index``, with
+                ``MODEL.PANEXT.NUM_STUFF_CLASSES``).
+            ignore_value: ``sem_seg`` value of thing, crowd and void pixels;
+                ``MODEL.PANEXT.TARGETS.IGNORE_VALUE``.
+        """
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.image_format = image_format

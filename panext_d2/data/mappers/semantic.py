@@ -40,6 +40,23 @@ class SemanticMapper:
         num_classes: Optional[int] = None,
         ignore_value: int = 255,
     ):
+        """
+        Args:
+            is_train: whether the mapper produces training inputs (image and ``sem_seg``) or
+                test inputs (image only).
+            augmentations: list of detectron2 augmentations or transforms applied to the image
+                and label map (by config: ``T.RandomCrop`` of ``INPUT.CROP.*`` when enabled, in
+                training; a resize to ``INPUT.SEMANTIC.SIZE`` (h, w); in training a horizontal
+                flip with probability 0.5 if ``INPUT.SEMANTIC.HFLIP``).
+            image_format: image format of the ``image`` tensor, as ``detection_utils.read_image``
+                reads it ("BGR" by default); ``INPUT.FORMAT``.
+            num_classes: number of semantic classes; when given, a label map holding a value
+                outside 0..num_classes-1 and ``ignore_value`` raises an error naming the file.
+                None (default) disables the check. By config: the length of the first
+                ``DATASETS.TRAIN`` dataset's ``stuff_classes``, if any.
+            ignore_value: label value of ignored pixels, allowed besides the class indices (by
+                config: that dataset's ``ignore_label``, 255 without one).
+        """
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.image_format = image_format

@@ -39,6 +39,17 @@ def build_ssd_augmentations(cfg, is_train: bool):
 class SSDDatasetMapper(DetectionDatasetMapper):
     @configurable
     def __init__(self, is_train: bool = True, **kwargs):
+        """
+        Args:
+            is_train: whether the mapper produces training inputs (boxes and masks kept, random
+                flip) or test inputs (annotations dropped).
+            kwargs: the keyword arguments of :class:`DetectionDatasetMapper` (``num_classes``,
+                ``ignore_value`` and detectron2 DatasetMapper's). By config they are
+                DetectionDatasetMapper's, except ``augmentations``: a resize to
+                ``INPUT.SSD_SIZE`` x ``INPUT.SSD_SIZE`` then, in training, the flip of
+                ``INPUT.RANDOM_FLIP``; ``use_instance_mask`` True, ``instance_mask_format``
+                "bitmask" and ``recompute_boxes`` False.
+        """
         super().__init__(is_train, **kwargs)
 
     @classmethod

@@ -210,6 +210,21 @@ class PaNeXtEBackbone(ConvNeXtBackbone):
         extended_act: bool = True,
         **kwargs,
     ):
+        """
+        Args:
+            smelu_beta: beta of the SmeLU (eq. 2.6.8) that replaces GELU in every block
+                (width of its quadratic region); ``MODEL.CONVNEXT.PANEXT_E.SMELU_BETA``.
+            extended_stages: 1-based stages (in 1..4) whose blocks get :class:`ExtendedMlp`;
+                () for none. ``MODEL.CONVNEXT.PANEXT_E.EXTENDED_STAGES``.
+            extended_act: whether the extra 4C -> 4C linear is followed by the block's
+                activation (SmeLU); False leaves it linear.
+                ``MODEL.CONVNEXT.PANEXT_E.EXTENDED_ACT``.
+            kwargs: the other arguments of :class:`ConvNeXtBackbone` (``depths``, ``dims``,
+                ``in_chans``, ``drop_path_rate``, ``drop_block_*``, ``freeze_at``,
+                ``out_features``; not ``act_layer``, which is SmeLU), with its config keys
+                except ``drop_block_prob``, taken from
+                ``MODEL.CONVNEXT.PANEXT_E.DROP_BLOCK_PROB``.
+        """
         super().__init__(
             act_layer=partial(SmeLU, beta=smelu_beta),
             extended_stages=extended_stages,

@@ -116,6 +116,20 @@ class TimmFeaturesBackbone(Backbone):
         drop_path_rate: float = 0.0,
         weights: str = "",
     ):
+        """
+        Args:
+            name: timm model name, built with ``pretrained=False`` (nothing is downloaded);
+                ``MODEL.TIMM.NAME``.
+            out_indices: indices into the model's ``feature_info`` of the returned features,
+                at most one per stride (EfficientNet: 1, 2, 3, 4 = strides 4 .. 32);
+                ``MODEL.TIMM.OUT_INDICES``.
+            in_chans: number of input channels; by config ``len(MODEL.PIXEL_MEAN)``.
+            drop_path_rate: stochastic depth rate of the timm model; 0 disables it.
+                ``MODEL.TIMM.DROP_PATH_RATE``.
+            weights: path of a local state dict of the whole timm model, loaded strictly with
+                :func:`load_timm_state_dict`; "" keeps the random initialisation.
+                ``MODEL.TIMM.WEIGHTS``.
+        """
         super().__init__()
         kwargs = {"drop_path_rate": drop_path_rate} if drop_path_rate > 0 else {}
         try:

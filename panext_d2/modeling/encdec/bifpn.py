@@ -209,6 +209,30 @@ class BiFPNDecoder(nn.Module):
         eps: float = 1e-4,
         finest_only: bool = False,
     ):
+        """
+        Args:
+            input_shape: the encoder's output shapes, {feature name: ShapeSpec} (channels and
+                stride of each ``in_features`` entry).
+            in_features: encoder features fed to the BiFPN, finest first, each stride twice the
+                previous one (e.g. C3-C5); ``MODEL.ENCDEC.IN_FEATURES``.
+            channels: width of every BiFPN level (EfficientDet-D2: 112);
+                ``MODEL.ENCDEC.BIFPN.CHANNELS``.
+            num_layers: number of stacked BiFPN layers, >= 1 (D2: 5);
+                ``MODEL.ENCDEC.BIFPN.NUM_LAYERS``.
+            num_extra_levels: levels added below the coarsest feature by 1x1 projection and
+                repeated 3x3 stride-2 max pooling (P6, P7 for 2); 0 adds none.
+                ``MODEL.ENCDEC.BIFPN.NUM_EXTRA_LEVELS``.
+            norm: norm after the lateral / extra 1x1 convs and every node's separable conv
+                (detectron2 norm name, "" for none); ``MODEL.ENCDEC.BIFPN.NORM``.
+            activation: activation before each node's separable conv ("swish", "relu", ...;
+                "" for none); ``MODEL.ENCDEC.BIFPN.ACTIVATION``.
+            fusion: node fusion, "fast_normalized" (eq. 5.2, learned weights) or "sum";
+                ``MODEL.ENCDEC.BIFPN.FUSION``.
+            eps: epsilon of the fast normalised fusion's denominator;
+                ``MODEL.ENCDEC.BIFPN.EPS``.
+            finest_only: drop the last layer's bottom-up pass and return the finest output
+                alone; by config True when ``MODEL.ENCDEC.DECODER`` is "unet".
+        """
         super().__init__()
         strides = input_strides(input_shape, in_features, doubling=True)
         if num_layers < 1:

@@ -132,6 +132,23 @@ class FaPNDecoder(nn.Module):
         deform_impl: str = "auto",
         finest_only: bool = False,
     ):
+        """
+        Args:
+            input_shape: the encoder's output shapes, {feature name: ShapeSpec} (channels and
+                stride of each ``in_features`` entry).
+            in_features: encoder features, finest first with increasing strides (e.g.
+                res2..res5), one pyramid level each; ``MODEL.ENCDEC.IN_FEATURES``.
+            channels: width of every pyramid level (FPN's 256); must be divisible by
+                ``deformable_groups``. ``MODEL.ENCDEC.FAPN.CHANNELS``.
+            norm: norm of the FSM projections and output convs (detectron2 norm name, ""
+                for none: the convs then have a bias); ``MODEL.ENCDEC.FAPN.NORM``.
+            deformable_groups: offset groups of each FAM's modulated deformable 3x3 conv
+                (FaPN: 8); ``MODEL.ENCDEC.FAPN.DEFORMABLE_GROUPS``.
+            deform_impl: deformable conv operator, "auto", "fast" or "torchvision" (see
+                :mod:`panext_d2.layers.deform_conv`); ``MODEL.ENCDEC.FAPN.DEFORM_IMPL``.
+            finest_only: build and return the finest level's output alone; by config True
+                when ``MODEL.ENCDEC.DECODER`` is "unet".
+        """
         super().__init__()
         input_strides(input_shape, in_features)
         if deform_impl not in DEFORM_IMPLS:

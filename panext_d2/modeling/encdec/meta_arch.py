@@ -151,6 +151,27 @@ class EncDecSegmentor(nn.Module):
         focal_gamma: float = 2.0,
         fg_loss_weight: float = 0.1,
     ):
+        """
+        Args:
+            backbone: the encoder, a detectron2 :class:`Backbone` (``MODEL.BACKBONE.NAME``) that
+                gives the features ``head`` reads (``MODEL.ENCDEC.IN_FEATURES``).
+            head: the :class:`EncDecHead` (decoder, hypercolumns, fuse block, classifier) built
+                on the backbone's output shapes (``MODEL.ENCDEC.*``).
+            pixel_mean, pixel_std: per-channel mean and std (in the input's channel order,
+                0-255 scale) used to normalize images; ``MODEL.PIXEL_MEAN`` /
+                ``MODEL.PIXEL_STD``.
+            ignore_value: ``sem_seg`` label ignored by the losses, also the padding value of
+                the targets; ``MODEL.ENCDEC.IGNORE_VALUE``.
+            size_divisibility: images are zero-padded to a multiple of this (at least the
+                backbone's own ``size_divisibility``); ``MODEL.ENCDEC.SIZE_DIVISIBILITY``.
+            main_loss: pixel loss on all images, "cross_entropy" or "focal" (softmax focal
+                loss); ``MODEL.ENCDEC.LOSS.MAIN``.
+            focal_gamma: focusing parameter of the focal loss (unused with cross-entropy);
+                ``MODEL.ENCDEC.LOSS.FOCAL_GAMMA``.
+            fg_loss_weight: weight alpha of the foreground soft-Dice loss (eq. 6.3, images with
+                foreground only), returned as ``loss_fg_dice``; 0 disables it.
+                ``MODEL.ENCDEC.LOSS.FG_WEIGHT``.
+        """
         super().__init__()
         if main_loss not in MAIN_LOSSES:
             raise ValueError(f"MODEL.ENCDEC.LOSS.MAIN={main_loss!r}; expected one of {MAIN_LOSSES}")

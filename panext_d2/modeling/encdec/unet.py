@@ -89,6 +89,19 @@ class UNetDecoder(nn.Module):
         channels: Sequence[int],
         norm: str = "BN",
     ):
+        """
+        Args:
+            input_shape: the encoder's output shapes, {feature name: ShapeSpec} (channels and
+                stride of each ``in_features`` entry).
+            in_features: at least two encoder features, finest first with increasing strides
+                (e.g. res2..res5); the coarsest is decoded, the others are the skips.
+                ``MODEL.ENCDEC.IN_FEATURES``.
+            channels: output width of each decoder stage, coarsest stage first; at least
+                ``len(in_features) - 1`` entries (one per skip), each further entry a x2 stage
+                without skip. ``MODEL.ENCDEC.DECODER_CHANNELS``.
+            norm: norm after every 3x3 conv (detectron2 norm name, "" for none: the convs then
+                have a bias); ``MODEL.ENCDEC.NORM``.
+        """
         super().__init__()
         if len(in_features) < 2:
             raise ValueError(f"the U-Net decoder needs at least two features, got {in_features}")

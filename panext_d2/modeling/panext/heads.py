@@ -91,6 +91,20 @@ class KernelHead(nn.Module):
         coord: bool,
         norm: str,
     ):
+        """
+        Args:
+            in_channels: channels of the input levels, which must all share one width (by
+                config: the FPN width of ``MODEL.PANEXT.KERNEL_IN_FEATURES``).
+            kernel_dim: channels of the output kernel-weight map, i.e. the dimension of each
+                dynamic 1x1 kernel; ``MODEL.PANEXT.KERNEL_DIM``.
+            num_convs: number of 3x3 conv-norm-ReLU layers before the output conv;
+                ``MODEL.PANEXT.KERNEL_HEAD.NUM_CONVS``.
+            convs_dim: channels of those convs; ``MODEL.PANEXT.KERNEL_HEAD.CONVS_DIM``.
+            coord: whether two normalised (x, y) coordinate channels are appended to each
+                level before the convs; ``MODEL.PANEXT.KERNEL_HEAD.COORD``.
+            norm: norm of the convs ("GN"; "" for none, then biased convs with PyTorch's
+                default init); ``MODEL.PANEXT.KERNEL_HEAD.NORM``.
+        """
         super().__init__()
         self.coord = coord
         self.convs = ConvStack(in_channels + 2 * coord, convs_dim, num_convs, norm)
@@ -133,6 +147,26 @@ class PositionHead(nn.Module):
         prior_prob: float,
         deform_impl: str = "auto",
     ):
+        """
+        Args:
+            in_channels: channels of the input levels (by config: those of the first
+                ``MODEL.PANEXT.KERNEL_IN_FEATURES`` level).
+            num_thing_classes: thing classes C_th, one center-heatmap channel each;
+                ``MODEL.PANEXT.NUM_THING_CLASSES``.
+            num_stuff_classes: stuff classes C_st, one region map each;
+                ``MODEL.PANEXT.NUM_STUFF_CLASSES``.
+            num_convs: number of 3x3 conv-norm-ReLU layers shared by both outputs;
+                ``MODEL.PANEXT.POSITION_HEAD.NUM_CONVS``.
+            convs_dim: channels of those convs; ``MODEL.PANEXT.POSITION_HEAD.CONVS_DIM``.
+            deform: whether those convs are deformable (offsets from a zero-initialised conv);
+                ``MODEL.PANEXT.POSITION_HEAD.DEFORM``.
+            norm: norm of the convs ("GN"; "" for none); ``MODEL.PANEXT.POSITION_HEAD.NORM``.
+            prior_prob: initial sigmoid probability of both outputs: their bias is
+                -log((1 - p) / p); ``MODEL.PANEXT.POSITION_HEAD.PRIOR_PROB``.
+            deform_impl: deformable conv operator, "auto" (fast on CPU, torchvision on CUDA),
+                "fast" or "torchvision"; same parameters for all three.
+                ``MODEL.PANEXT.POSITION_HEAD.DEFORM_IMPL``.
+        """
         super().__init__()
         self.convs = ConvStack(
             in_channels, convs_dim, num_convs, norm, deform=deform, deform_impl=deform_impl

@@ -68,6 +68,29 @@ class HRProcessor(nn.Module):
         norm: str,
         merge_norm: str = "GN",
     ):
+        """
+        Args:
+            input_shape: {feature name: ShapeSpec} of the base features merged to stride 4,
+                finest first (by config the backbone's ``MODEL.PANEXT.HR_IN_FEATURES``,
+                P2-P5).
+            fpn_dim: channels of each level's merge convs, hence of the merged map;
+                ``MODEL.PANEXT.HR.FPN_DIM``.
+            out_channels: channels of the stack's convs and of the output HR map, equal to
+                the dynamic kernels' dimension; ``MODEL.PANEXT.KERNEL_DIM``.
+            num_convs: number of 3x3 convs of the stack after the merge (PaNeXt 3, PaNeXt-e
+                5); ``MODEL.PANEXT.HR.NUM_CONVS``.
+            activation: activation after each stack conv, "smelu" (thesis) or another name of
+                :func:`activation_factory` ("relu": the PanopticFCN baseline);
+                ``MODEL.PANEXT.HR.ACTIVATION``.
+            smelu_beta: beta of the SmeLU (used with ``activation`` "smelu" only);
+                ``MODEL.PANEXT.HR.SMELU_BETA``.
+            coord: whether two normalised (x, y) coordinate channels are appended to the
+                merged map before the stack; ``MODEL.PANEXT.HR.COORD``.
+            norm: norm of the stack convs ("" for none, then the convs have a bias and
+                PyTorch's default init); ``MODEL.PANEXT.HR.NORM``.
+            merge_norm: norm of the merge convs ("GN" as PanopticFCN, "" for none);
+                ``MODEL.PANEXT.HR.MERGE_NORM``.
+        """
         super().__init__()
         self.merge = SemanticFPNMerge(input_shape, fpn_dim, merge_norm)
         self.coord = coord

@@ -78,9 +78,94 @@ class PaNeXt(nn.Module):
         focal_gamma: float,
         thing_norm: str,
         dice_form: str,
-        inference: Dict,
         stuff_kernels: str = "panopticfcn",
+        center_nms_kernel: int = 3,
+        thing_score_thresh: float = 0.2,
+        stuff_score_thresh: float = 0.1,
+        top_k_things: int = 100,
+        similarity_thresh: float = 0.9,
+        mask_thresh: float = 0.4,
+        mask_rescore: bool = True,
+        combine_score_thresh: float = 0.2,
+        overlap_thresh: float = 0.5,
+        stuff_area_limit: int = 4096,
+        panoptic_on: bool = True,
+        instances_on: bool = True,
+        sem_seg_on: bool = True,
     ):
+        """
+        Args:
+            backbone: a detectron2 :class:`Backbone` (backbone + FPN) giving every feature of
+                ``kernel_in_features`` and ``hr_in_features`` (``MODEL.BACKBONE.NAME``).
+            kernel_head: module mapping the kernel levels to per-level kernel-weight maps
+                (B, D, H_l, W_l), D = ``MODEL.PANEXT.KERNEL_DIM`` (:class:`KernelHead`).
+            position_head: module mapping the kernel levels to per-level (thing center
+                logits (B, C_th, H_l, W_l), stuff region logits (B, C_st, H_l, W_l))
+                (:class:`PositionHead`).
+            hr_processor: module mapping the ``hr_in_features`` to the (B, D, H/4, W/4)
+                high-resolution map (:class:`HRProcessor`).
+            kernel_in_features: backbone features of the kernel generator, one level each
+                (P3-P7); ``MODEL.PANEXT.KERNEL_IN_FEATURES``.
+            hr_in_features: backbone features merged by ``hr_processor`` (P2-P5);
+                ``MODEL.PANEXT.HR_IN_FEATURES``.
+            thing_ids: contiguous dataset id of each thing head channel, output as
+                ``category_id`` / ``pred_classes`` (by config from the first dataset of
+                ``DATASETS.TRAIN`` + ``DATASETS.TEST`` with id maps, else
+                0..``MODEL.PANEXT.NUM_THING_CLASSES``-1).
+            stuff_ids: contiguous dataset id of each stuff head channel (by config as
+                ``thing_ids``; without id maps they follow the thing ids).
+            pixel_mean, pixel_std: per-channel mean and std (0-255 scale, input channel
+                order) used to normalise images; ``MODEL.PIXEL_MEAN`` / ``MODEL.PIXEL_STD``.
+            scale_ranges: one (low, high) range of sqrt(box area) in input pixels per kernel
+                level, the levels a thing is assigned to in training;
+                ``MODEL.PANEXT.TARGETS.THING_SCALE_RANGES``.
+            gaussian_min_overlap: minimum IoU of CenterNet's rule for the radius of the
+                center heatmap Gaussians; ``MODEL.PANEXT.TARGETS.GAUSSIAN_MIN_OVERLAP``.
+            thing_pos_num: k top-scoring positions per thing whose kernels enter the weighted
+                Dice loss; ``MODEL.PANEXT.TARGETS.THING_POS_NUM``.
+            ignore_value: value of non-stuff pixels in the inputs' ``sem_seg``;
+                ``MODEL.PANEXT.TARGETS.IGNORE_VALUE``.
+            position_weight: weight of ``loss_pos_th`` and ``loss_pos_st``;
+                ``MODEL.PANEXT.LOSS.POSITION_WEIGHT``.
+            segment_weight: weight of ``loss_seg``; ``MODEL.PANEXT.LOSS.SEGMENT_WEIGHT``.
+            focal_alpha, focal_gamma: alpha and gamma of the position focal losses;
+                ``MODEL.PANEXT.LOSS.FOCAL_ALPHA`` / ``FOCAL_GAMMA``.
+            thing_norm: normaliser of the thing position loss, "num_thing_classes" (thesis,
+                averaged over the batch) or "num_instances" (PanopticFCN);
+                ``MODEL.PANEXT.LOSS.THING_NORM``.
+            dice_form: Dice of the segmentation loss, "thesis" (eq. 2.6.12) or "panopticfcn";
+                ``MODEL.PANEXT.LOSS.DICE_FORM``.
+            stuff_kernels: how stuff kernels are pooled, "panopticfcn" (per level, averaged
+                over levels at inference) or "score_weighted" (one per region, weighted by
+                the predicted scores); ``MODEL.PANEXT.STUFF_KERNELS``.
+            center_nms_kernel: max-pool window (cells) of the center-heatmap NMS;
+                ``MODEL.PANEXT.INFERENCE.CENTER_NMS_KERNEL``.
+            thing_score_thresh: minimum center peak score of a thing candidate;
+                ``MODEL.PANEXT.INFERENCE.THING_SCORE_THRESH``.
+            stuff_score_thresh: minimum region score of the cells pooled into a stuff kernel;
+                ``MODEL.PANEXT.INFERENCE.STUFF_SCORE_THRESH``.
+            top_k_things: thing candidates kept per image over all levels and classes, before
+                kernel fusion; ``MODEL.PANEXT.INFERENCE.TOP_K_THINGS``.
+            similarity_thresh: cosine similarity from which same-class thing kernels are
+                fused; ``MODEL.PANEXT.INFERENCE.SIMILARITY_THRESH``.
+            mask_thresh: sigmoid probability above which a mask pixel is foreground;
+                ``MODEL.PANEXT.INFERENCE.MASK_THRESH``.
+            mask_rescore: whether thing scores are multiplied by their maskness (mean
+                probability inside the binary mask); ``MODEL.PANEXT.INFERENCE.MASK_RESCORE``.
+            combine_score_thresh: minimum (rescored) score of a thing kept in the panoptic
+                merge; ``MODEL.PANEXT.INFERENCE.COMBINE_SCORE_THRESH``.
+            overlap_thresh: a thing whose mask is covered by already placed things by more
+                than this fraction is dropped from the panoptic output;
+                ``MODEL.PANEXT.INFERENCE.OVERLAP_THRESH``.
+            stuff_area_limit: minimum stuff segment area in output pixels;
+                ``MODEL.PANEXT.INFERENCE.STUFF_AREA_LIMIT``.
+            panoptic_on, instances_on, sem_seg_on: whether inference returns
+                ``panoptic_seg``, ``instances`` and ``sem_seg``;
+                ``MODEL.PANEXT.INFERENCE.PANOPTIC_ON`` / ``INSTANCES_ON`` / ``SEM_SEG_ON``.
+
+        The inference defaults are those of ``MODEL.PANEXT.INFERENCE``
+        (panext_d2/config/panext.py).
+        """
         super().__init__()
         if stuff_kernels not in STUFF_KERNEL_MODES:
             raise ValueError(
@@ -111,7 +196,19 @@ class PaNeXt(nn.Module):
         self.focal_gamma = focal_gamma
         self.thing_norm = thing_norm
         self.dice_form = dice_form
-        self.inference_cfg = dict(inference)
+        self.center_nms_kernel = center_nms_kernel
+        self.thing_score_thresh = thing_score_thresh
+        self.stuff_score_thresh = stuff_score_thresh
+        self.top_k_things = top_k_things
+        self.similarity_thresh = similarity_thresh
+        self.mask_thresh = mask_thresh
+        self.mask_rescore = mask_rescore
+        self.combine_score_thresh = combine_score_thresh
+        self.overlap_thresh = overlap_thresh
+        self.stuff_area_limit = stuff_area_limit
+        self.panoptic_on = panoptic_on
+        self.instances_on = instances_on
+        self.sem_seg_on = sem_seg_on
         shapes = backbone.output_shape()
         self.level_strides = [shapes[f].stride for f in self.kernel_in_features]
         self.hr_stride = min(shapes[f].stride for f in self.hr_in_features)
@@ -160,8 +257,20 @@ class PaNeXt(nn.Module):
             "focal_gamma": P.LOSS.FOCAL_GAMMA,
             "thing_norm": P.LOSS.THING_NORM,
             "dice_form": P.LOSS.DICE_FORM,
-            "inference": {k.lower(): v for k, v in I.items()},
             "stuff_kernels": P.STUFF_KERNELS,
+            "center_nms_kernel": I.CENTER_NMS_KERNEL,
+            "thing_score_thresh": I.THING_SCORE_THRESH,
+            "stuff_score_thresh": I.STUFF_SCORE_THRESH,
+            "top_k_things": I.TOP_K_THINGS,
+            "similarity_thresh": I.SIMILARITY_THRESH,
+            "mask_thresh": I.MASK_THRESH,
+            "mask_rescore": I.MASK_RESCORE,
+            "combine_score_thresh": I.COMBINE_SCORE_THRESH,
+            "overlap_thresh": I.OVERLAP_THRESH,
+            "stuff_area_limit": I.STUFF_AREA_LIMIT,
+            "panoptic_on": I.PANOPTIC_ON,
+            "instances_on": I.INSTANCES_ON,
+            "sem_seg_on": I.SEM_SEG_ON,
         }
 
     @property
@@ -286,20 +395,19 @@ class PaNeXt(nn.Module):
         return infer.apply_kernels(padded, hr)[owners, slot]
 
     def inference(self, batched_inputs, images, thing_logits, stuff_logits, kernels, hr):
-        cfg = self.inference_cfg
-        peaks = flatten_levels(infer.center_peaks(thing_logits, cfg["center_nms_kernel"]))
+        peaks = flatten_levels(infer.center_peaks(thing_logits, self.center_nms_kernel))
         sizes = [x.shape[2] * x.shape[3] for x in stuff_logits]
         stuff_scores = flatten_levels(stuff_logits).sigmoid()
         results = []
         for b, (x, image_size) in enumerate(zip(batched_inputs, images.image_sizes)):
             t_kernels, t_scores, t_classes = infer.top_things(
-                peaks[b], kernels[b], cfg["thing_score_thresh"], cfg["top_k_things"]
+                peaks[b], kernels[b], self.thing_score_thresh, self.top_k_things
             )
             t_kernels, t_scores, t_classes = infer.fuse_thing_kernels(
-                t_kernels, t_scores, t_classes, cfg["similarity_thresh"]
+                t_kernels, t_scores, t_classes, self.similarity_thresh
             )
             s_kernels, s_scores, s_classes = self.inference_stuff_kernels(
-                stuff_scores[b], kernels[b], sizes, cfg["stuff_score_thresh"]
+                stuff_scores[b], kernels[b], sizes, self.stuff_score_thresh
             )
             logits = infer.apply_kernels(torch.cat([t_kernels, s_kernels])[None], hr[b : b + 1])[0]
             height = x.get("height", image_size[0])
@@ -325,34 +433,33 @@ class PaNeXt(nn.Module):
 
     def format_outputs(self, probs, t_scores, t_classes, s_scores, s_classes) -> Dict:
         """detectron2 outputs of one image from its thing and stuff mask probabilities."""
-        cfg = self.inference_cfg
         n = len(t_scores)
         t_probs, s_probs = probs[:n], probs[n:]
-        t_masks = t_probs > cfg["mask_thresh"]
+        t_masks = t_probs > self.mask_thresh
         t_areas = t_masks.flatten(1).sum(1)
-        if cfg["mask_rescore"]:
-            t_scores = t_scores * infer.maskness(t_probs, cfg["mask_thresh"], t_masks, t_areas)
+        if self.mask_rescore:
+            t_scores = t_scores * infer.maskness(t_probs, self.mask_thresh, t_masks, t_areas)
         out = {}
-        if cfg["panoptic_on"]:
+        if self.panoptic_on:
             out["panoptic_seg"] = infer.panoptic_merge(
                 t_masks,
                 t_scores,
                 self.thing_ids[t_classes],
                 s_probs,
                 self.stuff_ids[s_classes],
-                mask_thresh=cfg["mask_thresh"],
-                score_thresh=cfg["combine_score_thresh"],
-                overlap_thresh=cfg["overlap_thresh"],
-                stuff_area_limit=cfg["stuff_area_limit"],
+                mask_thresh=self.mask_thresh,
+                score_thresh=self.combine_score_thresh,
+                overlap_thresh=self.overlap_thresh,
+                stuff_area_limit=self.stuff_area_limit,
                 thing_areas=t_areas,
             )
-        if cfg["sem_seg_on"]:
+        if self.sem_seg_on:
             channels = torch.cat(
                 [self.sem_channels[t_classes], self.sem_channels[len(self.thing_ids) + s_classes]]
             )
             out["sem_seg"] = infer.semantic_scores(
                 probs, torch.cat([t_scores, s_scores]), channels, self.num_sem_channels
             )
-        if cfg["instances_on"]:
+        if self.instances_on:
             out["instances"] = infer.thing_instances(t_masks, t_scores, self.thing_ids[t_classes])
         return out

@@ -86,6 +86,54 @@ class SSD(nn.Module):
         input_format: Optional[str] = None,
         fold_bn_test: bool = False,
     ):
+        """
+        Args:
+            backbone: a detectron2 :class:`Backbone` (MobileNet-v1 by config,
+                ``MODEL.BACKBONE.NAME``) producing ``in_features``.
+            in_features: backbone outputs fed to the predictor, finest first; the extra
+                layers start from the last one. ``MODEL.SSD.IN_FEATURES``.
+            extra_layers: the :class:`SSDExtraLayers` (1x1 + 3x3 stride-2 convs) appending the
+                coarser maps (``MODEL.SSD.EXTRA_DEPTHS`` / ``EXTRA_MIN_DEPTH``,
+                ``MODEL.MOBILENET.*`` norm, activation and BN settings).
+            predictor: the :class:`SSDPredictor` giving class logits and box offsets per map
+                (``MODEL.SSD.PREDICTOR_KERNEL_SIZE``, ``MODEL.MOBILENET.INIT_STD``).
+            default_box_generator: the :class:`DefaultBoxGenerator` of the default boxes of
+                every map (``MODEL.SSD.MIN_SCALE``, ``MAX_SCALE``, ``BOX_RATIOS``, ...).
+            box_coder: the :class:`SSDBoxCoder` encoding boxes as offsets to default boxes
+                (weights ``MODEL.SSD.BBOX_REG_WEIGHTS``).
+            num_classes: foreground classes K; the classifier has K + 1 outputs, index 0 the
+                background. ``MODEL.SSD.NUM_CLASSES``.
+            pixel_mean, pixel_std: per-channel mean and std (0-255 scale, input channel
+                order) used to normalise images; ``MODEL.PIXEL_MEAN`` / ``MODEL.PIXEL_STD``.
+            iou_threshold: a default box is matched to a ground-truth box when their IoU
+                exceeds this (each ground truth also gets its best box);
+                ``MODEL.SSD.IOU_THRESHOLD``.
+            neg_pos_ratio: hard negative mining keeps at most this many negatives per
+                positive; ``MODEL.SSD.NEG_POS_RATIO``.
+            min_negatives: negatives kept per image at least, also without objects;
+                ``MODEL.SSD.MIN_NEGATIVES``.
+            smooth_l1_beta: transition point of the smooth-L1 box loss;
+                ``MODEL.SSD.SMOOTH_L1_BETA``.
+            loc_loss_weight: weight of ``loss_box_reg``; ``MODEL.SSD.LOC_LOSS_WEIGHT``.
+            cls_loss_weight: weight of ``loss_cls``; ``MODEL.SSD.CLS_LOSS_WEIGHT``.
+            score_thresh_test: minimum softmax score of a detection before NMS;
+                ``MODEL.SSD.SCORE_THRESH_TEST``.
+            nms_thresh_test: IoU threshold of the per-class NMS; ``MODEL.SSD.NMS_THRESH_TEST``.
+            topk_candidates_test: candidates per class kept before NMS; 0 keeps all (TF OD
+                API). ``MODEL.SSD.TOPK_CANDIDATES_TEST``.
+            detections_per_class_test: detections kept per class after NMS;
+                ``MODEL.SSD.DETECTIONS_PER_CLASS_TEST``.
+            max_detections_per_image: detections kept per image, best first;
+                ``TEST.DETECTIONS_PER_IMAGE``.
+            size_divisibility: images are padded to a multiple of this; by config
+                max(32, the backbone's ``size_divisibility``).
+            input_format: channel order of the input images ("RGB", "BGR"), only stored as
+                ``self.input_format`` for callers; the model does not use it. None: unknown.
+                ``INPUT.FORMAT``.
+            fold_bn_test: run inference on a copy of the backbone and extra layers with the
+                BatchNorms folded into the preceding convs (see the module docstring);
+                ``MODEL.SSD.FOLD_BN_TEST``.
+        """
         super().__init__()
         self.backbone = backbone
         self.in_features = list(in_features)

@@ -1,12 +1,19 @@
 """The PaNeXt meta-architecture end to end on a tiny P2-P7 backbone (CPU)."""
 
+import inspect
 import math
 
 import pytest
 import torch
 from detectron2.modeling import META_ARCH_REGISTRY, build_model
+from detectron2.modeling.backbone.fpn import FPN, LastLevelP6P7
 
+from panext_d2 import get_panext_cfg
 from panext_d2.modeling.panext import PaNeXt
+from panext_d2.modeling.panext.heads import KernelHead, PositionHead
+from panext_d2.modeling.panext.hr_processor import HRProcessor
+
+from .conftest import NUM_STUFF, NUM_THINGS, TinyBottomUp
 
 
 def test_registered_and_configurable(tiny_cfg):
@@ -90,6 +97,82 @@ def test_inference_outputs_are_valid_detectron2_outputs(tiny_cfg, make_sample):
         inst.scores.max() <= 1
         and (inst.pred_boxes.tensor[:, 2:] >= inst.pred_boxes.tensor[:, :2]).all()
     )
+
+
+def test_inference_keys_are_keyword_arguments_with_the_config_defaults(tiny_cfg):
+    defaults = get_panext_cfg().MODEL.PANEXT.INFERENCE
+    params = inspect.signature(PaNeXt.__init__).parameters
+    for key, value in defaults.items():
+        assert params[key.lower()].default == value, key
+    # from_config passes every MODEL.PANEXT.INFERENCE key; the model stores each one
+    I = tiny_cfg.MODEL.PANEXT.INFERENCE
+    I.CENTER_NMS_KERNEL, I.TOP_K_THINGS, I.STUFF_AREA_LIMIT = 5, 7, 9
+    I.THING_SCORE_THRESH, I.STUFF_SCORE_THRESH, I.SIMILARITY_THRESH = 0.31, 0.32, 0.33
+    I.MASK_THRESH, I.COMBINE_SCORE_THRESH, I.OVERLAP_THRESH = 0.34, 0.35, 0.36
+    I.MASK_RESCORE, I.PANOPTIC_ON, I.INSTANCES_ON, I.SEM_SEG_ON = False, False, False, False
+    model = build_model(tiny_cfg)
+    for key, value in I.items():
+        assert getattr(model, key.lower()) == value, key
+    assert not hasattr(model, "inference_cfg")
+
+
+def test_built_without_config_runs_inference(make_sample):
+    """Keyword construction, no cfg: the inference options take their defaults."""
+    torch.manual_seed(0)
+    bottom_up = TinyBottomUp()
+    backbone = FPN(
+        bottom_up, bottom_up._out_features, 8, top_block=LastLevelP6P7(8, 8, in_feature="p5")
+    )
+    shapes = backbone.output_shape()
+    kernel_in, hr_in = ["p3", "p4", "p5", "p6", "p7"], ["p2", "p3", "p4", "p5"]
+    model = PaNeXt(
+        backbone=backbone,
+        kernel_head=KernelHead(
+            in_channels=8, kernel_dim=8, num_convs=2, convs_dim=16, coord=True, norm="GN"
+        ),
+        position_head=PositionHead(
+            in_channels=8,
+            num_thing_classes=NUM_THINGS,
+            num_stuff_classes=NUM_STUFF,
+            num_convs=2,
+            convs_dim=16,
+            deform=True,
+            norm="GN",
+            prior_prob=0.1,
+        ),
+        hr_processor=HRProcessor(
+            input_shape={f: shapes[f] for f in hr_in},
+            fpn_dim=16,
+            out_channels=8,
+            num_convs=3,
+            activation="smelu",
+            smelu_beta=2.0,
+            coord=True,
+            norm="",
+        ),
+        kernel_in_features=kernel_in,
+        hr_in_features=hr_in,
+        thing_ids=list(range(NUM_THINGS)),
+        stuff_ids=list(range(NUM_THINGS, NUM_THINGS + NUM_STUFF)),
+        pixel_mean=[128.0, 128.0, 128.0],
+        pixel_std=[64.0, 64.0, 64.0],
+        scale_ranges=((1, 64), (32, 128), (64, 256), (128, 512), (256, 2048)),
+        gaussian_min_overlap=0.7,
+        thing_pos_num=3,
+        ignore_value=255,
+        position_weight=1.0,
+        segment_weight=3.0,
+        focal_alpha=0.25,
+        focal_gamma=2.0,
+        thing_norm="num_thing_classes",
+        dice_form="thesis",
+    ).eval()
+    with torch.no_grad():
+        out = model([make_sample(72, 100, 0)])
+    assert set(out[0]) == {"panoptic_seg", "sem_seg", "instances"}
+    assert out[0]["panoptic_seg"][0].shape == (72, 100)
+    assert out[0]["sem_seg"].shape == (NUM_THINGS + NUM_STUFF, 72, 100)
+    assert len(out[0]["instances"]) <= model.top_k_things
 
 
 @pytest.mark.parametrize(
