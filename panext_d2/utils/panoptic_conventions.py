@@ -9,9 +9,10 @@ home of the id mappings that datasets, mappers, models and evaluators share.
 
 Both mirror ``detectron2/data/datasets/builtin_meta.py``; the tests check them against it.
 """
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
+from detectron2.data import MetadataCatalog
 
 IGNORE_LABEL = 255  # detectron2's sem-seg ignore value, our datasets' ignore_label
 
@@ -116,3 +117,19 @@ def is_standard_convention(meta) -> bool:
     thing_map = meta.get("thing_dataset_id_to_contiguous_id", {})
     stuff_map = meta.get("stuff_dataset_id_to_contiguous_id", {})
     return bool(thing_map) and len(thing_map) + len(stuff_map) == len(meta.get("stuff_classes", []))
+
+
+def class_ids_from_metadata(dataset_names: Sequence[str], num_things: int, num_stuff: int):
+    """Contiguous dataset ids of the thing and stuff head channels, from the first dataset
+    with id maps (see :func:`panoptic_class_ids`), or 0..C_th-1 then C_th.. without one."""
+    for name in dataset_names:
+        ids = panoptic_class_ids(MetadataCatalog.get(name))
+        if ids is None:
+            continue
+        if (len(ids[0]), len(ids[1])) != (num_things, num_stuff):
+            raise ValueError(
+                f"dataset {name!r} has {len(ids[0])} thing / {len(ids[1])} stuff classes, but "
+                f"MODEL.PANEXT.NUM_THING/STUFF_CLASSES say {num_things} / {num_stuff}"
+            )
+        return ids
+    return list(range(num_things)), list(range(num_things, num_things + num_stuff))

@@ -4,6 +4,7 @@ clustering, mask prediction and the panoptic merge into detectron2's output form
 from typing import Dict, List, Optional, Tuple
 
 import torch
+from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import Boxes, Instances
 from torch.nn import functional as F
 
@@ -225,3 +226,40 @@ def thing_instances(masks: torch.Tensor, scores: torch.Tensor, classes: torch.Te
     result.scores = scores
     result.pred_classes = classes
     return result
+
+
+def match_size(hr: torch.Tensor, size) -> torch.Tensor:
+    if tuple(hr.shape[-2:]) == tuple(size):
+        return hr
+    return F.interpolate(hr, size=size, mode="bilinear", align_corners=False)
+
+
+def object_masks(kernels: torch.Tensor, owners: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mask logits (T, H, W) of T kernels, each applied to its own image's HR map, in one
+    batched product over zero-padded per-image kernel sets."""
+    num_images = hr.shape[0]
+    counts = torch.bincount(owners, minlength=num_images)
+    order = torch.argsort(owners, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.empty_like(owners)
+    slot[order] = torch.arange(len(owners), device=owners.device) - starts[owners[order]]
+    padded = kernels.new_zeros(
+        num_images, int(counts.max()) if len(owners) else 0, kernels.shape[1]
+    )
+    padded[owners, slot] = kernels
+    return apply_kernels(padded, hr)[owners, slot]
+
+
+def resize_masks(logits, padded_size, image_size, output_size) -> torch.Tensor:
+    """Stride-4 mask logits (N, h, w) -> probabilities (N, H, W) at the output size:
+    upsampled to the padded input, cropped to the image, resized to the output."""
+    if len(logits) == 0:
+        return logits.new_zeros((0,) + tuple(output_size))
+    up = F.interpolate(logits[None], size=tuple(padded_size), mode="bilinear", align_corners=False)
+    # Cropping before the sigmoid, and skipping sem_seg_postprocess' resize when the output
+    # size is the image size (a bilinear resize to the same size is the identity), give
+    # the same probabilities with less work.
+    probs = up[0, :, : image_size[0], : image_size[1]].sigmoid()
+    if tuple(output_size) == tuple(image_size):
+        return probs
+    return sem_seg_postprocess(probs, image_size, *output_size)

@@ -1,47 +1,22 @@
 """The PaNeXt meta-architecture (Debucean (2022) ch. 3): backbone + FPN (P2-P7), kernel generator
 on P3-P7, high-resolution processor on P2-P5, masks as dynamic 1x1 convolutions."""
 
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import torch
 from detectron2.config import configurable
-from detectron2.data import MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
-from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 from torch import nn
-from torch.nn import functional as F
 
-from ...utils.panoptic_conventions import panoptic_class_ids
+from ...utils.panoptic_conventions import class_ids_from_metadata
 from . import inference as infer
 from .heads import KernelHead, PositionHead
 from .hr_processor import HRProcessor
 from .losses import segmentation_loss, stuff_position_loss, thing_position_loss
-from .targets import (
-    build_targets,
-    flatten_levels,
-    select_thing_positions,
-    stuff_kernels,
-    stuff_kernels_per_level,
-)
+from .targets import build_targets, flatten_levels, select_thing_positions, training_stuff_kernels
 
 STUFF_KERNEL_MODES = ("panopticfcn", "score_weighted")
-
-
-def class_ids_from_metadata(dataset_names: Sequence[str], num_things: int, num_stuff: int):
-    """Contiguous dataset ids of the thing and stuff head channels, from the first dataset
-    with id maps (see :func:`panoptic_class_ids`), or 0..C_th-1 then C_th.. without one."""
-    for name in dataset_names:
-        ids = panoptic_class_ids(MetadataCatalog.get(name))
-        if ids is None:
-            continue
-        if (len(ids[0]), len(ids[1])) != (num_things, num_stuff):
-            raise ValueError(
-                f"dataset {name!r} has {len(ids[0])} thing / {len(ids[1])} stuff classes, but "
-                f"MODEL.PANEXT.NUM_THING/STUFF_CLASSES say {num_things} / {num_stuff}"
-            )
-        return ids
-    return list(range(num_things)), list(range(num_things, num_things + num_stuff))
 
 
 @META_ARCH_REGISTRY.register()
@@ -323,18 +298,20 @@ class PaNeXt(nn.Module):
         )
         loss_st = stuff_position_loss(stuff_logits, targets.stuff_maps, **focal)
 
-        hr = self._match_size(hr, targets.thing_masks.shape[-2:])
+        hr = infer.match_size(hr, targets.thing_masks.shape[-2:])
         with torch.no_grad():
             thing_scores = flatten_levels(thing_logits).sigmoid()
             stuff_scores = flatten_levels(stuff_logits).sigmoid()
         positions, weights = select_thing_positions(thing_scores, targets, self.thing_pos_num)
         thing_k = kernels.permute(0, 2, 1)[targets.thing_batch[:, None], positions]  # (M, k, D)
-        stuff_k, stuff_objects = self.training_stuff_kernels(stuff_scores, kernels, targets)
+        stuff_k, stuff_objects = training_stuff_kernels(
+            self.stuff_kernel_mode, stuff_scores, kernels, targets
+        )
         stuff_batch = targets.stuff_batch[stuff_objects]
         m, k = positions.shape
         object_kernels = torch.cat([thing_k.reshape(m * k, kernels.shape[1]), stuff_k])
         owners = torch.cat([targets.thing_batch.repeat_interleave(k), stuff_batch])
-        probs = self.object_masks(object_kernels, owners, hr).sigmoid().flatten(1)
+        probs = infer.object_masks(object_kernels, owners, hr).sigmoid().flatten(1)
         loss_seg = segmentation_loss(
             probs[: m * k].view(m, k, probs.shape[1]),
             targets.thing_masks.flatten(1),
@@ -351,48 +328,10 @@ class PaNeXt(nn.Module):
             "loss_seg": self.segment_weight * loss_seg,
         }
 
-    def training_stuff_kernels(self, stuff_scores, kernels, targets):
-        """Kernels of the N ground-truth stuff regions and, for each, the index of its stuff
-        object. "panopticfcn": one kernel per level where the region exists (each with its
-        own Dice term); "score_weighted": one per region, the kernels weighted by the
-        predicted stuff scores over all levels."""
-        if self.stuff_kernel_mode == "score_weighted":
-            stuff_k, _ = stuff_kernels(stuff_scores, flatten_levels(targets.stuff_maps), kernels)
-            objects = torch.arange(len(targets.stuff_batch), device=kernels.device)
-            return stuff_k[targets.stuff_batch, targets.stuff_classes], objects
-        sizes = [m.shape[2] * m.shape[3] for m in targets.stuff_maps]
-        pooled, present = stuff_kernels_per_level(
-            [m.flatten(2) for m in targets.stuff_maps], kernels.split(sizes, dim=2)
-        )
-        level, objects = present[:, targets.stuff_batch, targets.stuff_classes].nonzero(as_tuple=True)
-        return pooled[level, targets.stuff_batch[objects], targets.stuff_classes[objects]], objects
-
     def inference_stuff_kernels(self, scores, kernels, sizes, thresh):
         if self.stuff_kernel_mode == "score_weighted":
             return infer.stuff_candidates(scores, kernels, thresh)
         return infer.stuff_candidates_per_level(scores.split(sizes, 1), kernels.split(sizes, 1), thresh)
-
-    @staticmethod
-    def _match_size(hr: torch.Tensor, size) -> torch.Tensor:
-        if tuple(hr.shape[-2:]) == tuple(size):
-            return hr
-        return F.interpolate(hr, size=size, mode="bilinear", align_corners=False)
-
-    @staticmethod
-    def object_masks(kernels: torch.Tensor, owners: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """Mask logits (T, H, W) of T kernels, each applied to its own image's HR map, in one
-        batched product over zero-padded per-image kernel sets."""
-        num_images = hr.shape[0]
-        counts = torch.bincount(owners, minlength=num_images)
-        order = torch.argsort(owners, stable=True)
-        starts = torch.cumsum(counts, 0) - counts
-        slot = torch.empty_like(owners)
-        slot[order] = torch.arange(len(owners), device=owners.device) - starts[owners[order]]
-        padded = kernels.new_zeros(
-            num_images, int(counts.max()) if len(owners) else 0, kernels.shape[1]
-        )
-        padded[owners, slot] = kernels
-        return infer.apply_kernels(padded, hr)[owners, slot]
 
     def inference(self, batched_inputs, images, thing_logits, stuff_logits, kernels, hr):
         peaks = flatten_levels(infer.center_peaks(thing_logits, self.center_nms_kernel))
@@ -412,24 +351,9 @@ class PaNeXt(nn.Module):
             logits = infer.apply_kernels(torch.cat([t_kernels, s_kernels])[None], hr[b : b + 1])[0]
             height = x.get("height", image_size[0])
             width = x.get("width", image_size[1])
-            probs = self.resize_masks(logits, images.tensor.shape[-2:], image_size, (height, width))
+            probs = infer.resize_masks(logits, images.tensor.shape[-2:], image_size, (height, width))
             results.append(self.format_outputs(probs, t_scores, t_classes, s_scores, s_classes))
         return results
-
-    @staticmethod
-    def resize_masks(logits, padded_size, image_size, output_size) -> torch.Tensor:
-        """Stride-4 mask logits (N, h, w) -> probabilities (N, H, W) at the output size:
-        upsampled to the padded input, cropped to the image, resized to the output."""
-        if len(logits) == 0:
-            return logits.new_zeros((0,) + tuple(output_size))
-        up = F.interpolate(logits[None], size=tuple(padded_size), mode="bilinear", align_corners=False)
-        # Cropping before the sigmoid, and skipping sem_seg_postprocess' resize when the output
-        # size is the image size (a bilinear resize to the same size is the identity), give
-        # the same probabilities with less work.
-        probs = up[0, :, : image_size[0], : image_size[1]].sigmoid()
-        if tuple(output_size) == tuple(image_size):
-            return probs
-        return sem_seg_postprocess(probs, image_size, *output_size)
 
     def format_outputs(self, probs, t_scores, t_classes, s_scores, s_classes) -> Dict:
         """detectron2 outputs of one image from its thing and stuff mask probabilities."""

@@ -231,3 +231,20 @@ def stuff_kernels_per_level(regions: List[torch.Tensor], kernels: List[torch.Ten
     ]
     present = [r.amax(2) > 0 for r in regions]
     return torch.stack(pooled), torch.stack(present)
+
+
+def training_stuff_kernels(mode: str, stuff_scores, kernels, targets):
+    """Kernels of the N ground-truth stuff regions and, for each, the index of its stuff
+    object. "panopticfcn": one kernel per level where the region exists (each with its
+    own Dice term); "score_weighted": one per region, the kernels weighted by the
+    predicted stuff scores over all levels."""
+    if mode == "score_weighted":
+        stuff_k, _ = stuff_kernels(stuff_scores, flatten_levels(targets.stuff_maps), kernels)
+        objects = torch.arange(len(targets.stuff_batch), device=kernels.device)
+        return stuff_k[targets.stuff_batch, targets.stuff_classes], objects
+    sizes = [m.shape[2] * m.shape[3] for m in targets.stuff_maps]
+    pooled, present = stuff_kernels_per_level(
+        [m.flatten(2) for m in targets.stuff_maps], kernels.split(sizes, dim=2)
+    )
+    level, objects = present[:, targets.stuff_batch, targets.stuff_classes].nonzero(as_tuple=True)
+    return pooled[level, targets.stuff_batch[objects], targets.stuff_classes[objects]], objects
