@@ -24,10 +24,11 @@ from typing import Dict, List, Sequence
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.layers import Conv2d, ShapeSpec
 from fvcore.nn import weight_init
 from torch import nn
 
+from ...layers.conv_block import conv_norm_act
 from ...layers.deform_conv import DEFORM_IMPLS, DeformConv2d
 from .build import ENCDEC_DECODER_REGISTRY, input_strides
 from .unet import resize_to
@@ -46,15 +47,8 @@ class FeatureSelectionModule(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, norm: str = ""):
         super().__init__()
         self.att = Conv2d(in_channels, in_channels, kernel_size=1, bias=False)
-        self.proj = Conv2d(
-            in_channels,
-            out_channels,
-            kernel_size=1,
-            bias=not norm,
-            norm=get_norm(norm, out_channels),
-        )
+        self.proj = conv_norm_act(in_channels, out_channels, 1, norm=norm, activation=None, init="xavier")
         weight_init.c2_xavier_fill(self.att)
-        weight_init.c2_xavier_fill(self.proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         att = torch.sigmoid(self.att(x.mean(dim=(2, 3), keepdim=True)))
@@ -167,16 +161,9 @@ class FaPNDecoder(nn.Module):
         self.output_convs = nn.ModuleList()
         out_levels = top_down[-1:] if finest_only else top_down
         for _ in out_levels:
-            conv = Conv2d(
-                channels,
-                channels,
-                kernel_size=3,
-                padding=1,
-                bias=not norm,
-                norm=get_norm(norm, channels),
+            self.output_convs.append(
+                conv_norm_act(channels, channels, 3, norm=norm, activation=None, init="xavier")
             )
-            weight_init.c2_xavier_fill(conv)
-            self.output_convs.append(conv)
         self.finest_only = finest_only
         self.out_strides: List[int] = [input_shape[f].stride for f in out_levels]
         self.out_channels: List[int] = [channels] * len(out_levels)

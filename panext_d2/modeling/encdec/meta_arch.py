@@ -8,7 +8,7 @@ from typing import Dict, Optional
 import torch
 from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
-from detectron2.layers import Conv2d, ShapeSpec
+from detectron2.layers import Conv2d
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList

@@ -6,26 +6,17 @@ from typing import Dict, List, Sequence
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.layers import Conv2d, ShapeSpec
 from fvcore.nn import weight_init
 from torch import nn
 
+from ...layers.conv_block import conv_norm_act
 from .build import ENCDEC_DECODER_REGISTRY, input_strides
 
 
 def conv_bn_relu(in_channels, out_channels, norm):
     """3x3 convolution + normalisation + ReLU (bias only without normalisation)."""
-    conv = Conv2d(
-        in_channels,
-        out_channels,
-        kernel_size=3,
-        padding=1,
-        bias=not norm,
-        norm=get_norm(norm, out_channels),
-        activation=F.relu,
-    )
-    weight_init.c2_msra_fill(conv)
-    return conv
+    return conv_norm_act(in_channels, out_channels, 3, norm=norm, activation="relu")
 
 
 def resize_to(x, size):

@@ -9,9 +9,7 @@ from typing import List, Sequence
 
 from torch import nn
 
-from detectron2.layers import Conv2d, get_norm
-
-from panext_d2.layers.activation import get_activation
+from panext_d2.layers.conv_block import conv_norm_act
 
 __all__ = ["SSDExtraLayers", "ssd_depth"]
 
@@ -39,24 +37,8 @@ class SSDExtraLayers(nn.Module):
             out = ssd_depth(depth, depth_multiplier, min_depth)
             layers.append(
                 nn.Sequential(
-                    Conv2d(
-                        in_channels,
-                        mid,
-                        1,
-                        bias=not norm,
-                        norm=get_norm(norm, mid),
-                        activation=get_activation(activation),
-                    ),
-                    Conv2d(
-                        mid,
-                        out,
-                        3,
-                        stride=2,
-                        padding=1,
-                        bias=not norm,
-                        norm=get_norm(norm, out),
-                        activation=get_activation(activation),
-                    ),
+                    conv_norm_act(in_channels, mid, 1, norm=norm, activation=activation, init=None),
+                    conv_norm_act(mid, out, 3, stride=2, norm=norm, activation=activation, init=None),
                 )
             )
             self.out_channels.append(out)
