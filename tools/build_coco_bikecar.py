@@ -6,7 +6,7 @@ statistics.
 import argparse
 
 from panext_d2.data.builders.coco_bikecar import CLASSES, SPLITS, build_coco_bikecar
-from panext_d2.data.builders.common import SemSegStats, add_root_argument
+from panext_d2.data.builders.common import add_root_argument, print_split_stats
 
 THESIS_TABLE = ("Andrade (2021) Table 7.2 (image-level % / pixel-level %): bicycle 2.98 / 0.183, "
               "car 10.70 / 0.617, background 100 / 99.20")
@@ -20,13 +20,7 @@ def main():
                         help="label of crowd regions: their class (default) or 255")
     args = parser.parse_args()
     stats = build_coco_bikecar(args.root, args.splits, args.crowd)
-    for split, split_stats in stats.items():
-        print(split_stats.format(f"coco_bikecar {split}2017"))
-    if len(stats) > 1:
-        total = SemSegStats(CLASSES)
-        for split_stats in stats.values():
-            total.merge(split_stats)
-        print(total.format("coco_bikecar all"))
+    print_split_stats(stats, CLASSES, "coco_bikecar", lambda split: f"{split}2017")
     print(THESIS_TABLE)
 
 

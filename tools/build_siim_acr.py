@@ -7,7 +7,7 @@ DICOM <ImageId>.dcm files anywhere under --images are converted when pydicom is 
 """
 import argparse
 
-from panext_d2.data.builders.common import SemSegStats, add_root_argument
+from panext_d2.data.builders.common import add_root_argument, print_split_stats
 from panext_d2.data.builders.siim_acr import CLASSES, build_siim_acr
 
 THESIS_TABLE = ("Andrade (2021) Table 7.1: 10675 images, 8647 / 961 / 1067; pneumothorax 24.25% of "
@@ -23,12 +23,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="split seed")
     args = parser.parse_args()
     stats = build_siim_acr(args.root, args.csv, args.images, args.seed)
-    for split, split_stats in stats.items():
-        print(split_stats.format(f"siim_acr {split}"))
-    total = SemSegStats(CLASSES)
-    for split_stats in stats.values():
-        total.merge(split_stats)
-    print(total.format("siim_acr all"))
+    print_split_stats(stats, CLASSES, "siim_acr")
     print(THESIS_TABLE)
 
 

@@ -1,5 +1,3 @@
-import importlib.util
-import os
 import re
 
 import pytest
@@ -10,17 +8,13 @@ from safetensors.torch import save_file
 from timm.models.convnext import ConvNeXt
 from torch import nn
 
-from tests.conftest import REPO_ROOT
+from tests.tools.conftest import load_script
 
 DEPTHS, DIMS = (1, 1, 2, 1), (16, 32, 64, 128)
 
 
 def _tool():
-    path = os.path.join(REPO_ROOT, "tools", "convert_convnext_weights.py")
-    spec = importlib.util.spec_from_file_location("convert_convnext_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/convert_convnext_weights.py")
 
 
 def _to_official(state_dict):

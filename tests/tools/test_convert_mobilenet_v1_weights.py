@@ -1,19 +1,11 @@
-import importlib.util
-import os
-
 import torch
 
 from panext_d2.modeling.backbone.mobilenet_v1 import MobileNetV1
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.tools.conftest import load_script
 
 
 def _tool():
-    path = os.path.join(REPO, "tools", "convert_mobilenet_v1_weights.py")
-    spec = importlib.util.spec_from_file_location("convert_mobilenet_v1_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/convert_mobilenet_v1_weights.py")
 
 
 def test_timm_conversion_gives_equal_features(tmp_path):

@@ -82,3 +82,15 @@ def add_root_argument(parser):
         "--root", default=os.getenv("DETECTRON2_DATASETS", "datasets"),
         help="datasets folder (default: $DETECTRON2_DATASETS, else ./datasets)",
     )
+
+
+def print_split_stats(stats, classes, name: str, split_label=lambda split: split) -> None:
+    """Print the :class:`SemSegStats` of every split (titled ``name split_label(split)``)
+    and, with several splits, of all of them together (``name all``)."""
+    for split, split_stats in stats.items():
+        print(split_stats.format(f"{name} {split_label(split)}"))
+    if len(stats) > 1:
+        total = SemSegStats(classes)
+        for split_stats in stats.values():
+            total.merge(split_stats)
+        print(total.format(f"{name} all"))
