@@ -2,6 +2,8 @@
 from detectron2.config import get_cfg
 
 from .common import add_common_config
+from .mobilenet import add_mobilenet_config
+from .squeezenet import add_squeezenet_config
 from .ssd import add_ssd_config
 from .isb import add_isb_config
 from .convnext import add_convnext_config
@@ -16,7 +18,9 @@ from .lowcost import add_lowcost_seg_config
 def add_panext_config(cfg):
     """Add every key panext_d2 understands to a detectron2 config, with its default."""
     add_common_config(cfg)
-    add_ssd_config(cfg)  # also adds MODEL.MOBILENET
+    add_mobilenet_config(cfg)
+    add_squeezenet_config(cfg)
+    add_ssd_config(cfg)
     add_isb_config(cfg)
     add_convnext_config(cfg)
     add_encdec_config(cfg)
@@ -24,7 +28,7 @@ def add_panext_config(cfg):
     add_fapn_config(cfg)  # MODEL.ENCDEC.FAPN
     add_timm_backbone_config(cfg)
     add_panext_head_config(cfg)
-    add_lowcost_seg_config(cfg)  # also adds MODEL.SQUEEZENET
+    add_lowcost_seg_config(cfg)
     return cfg
 
 

@@ -196,7 +196,7 @@ class MobileNetV1(Backbone):
 
 @BACKBONE_REGISTRY.register()
 def build_mobilenet_v1_backbone(cfg, input_shape: ShapeSpec):
-    """MobileNet-v1 from ``cfg.MODEL.MOBILENET`` (panext_d2/config/ssd.py)."""
+    """MobileNet-v1 from ``cfg.MODEL.MOBILENET`` (panext_d2/config/mobilenet.py)."""
     c = cfg.MODEL.MOBILENET
     return MobileNetV1(
         depth_multiplier=c.DEPTH_MULTIPLIER,

@@ -283,7 +283,7 @@ def convert_torchvision_squeezenet(
 
 @BACKBONE_REGISTRY.register()
 def build_squeezenet_backbone(cfg, input_shape: ShapeSpec):
-    """SqueezeNet from ``cfg.MODEL.SQUEEZENET`` (panext_d2/config/lowcost.py)."""
+    """SqueezeNet from ``cfg.MODEL.SQUEEZENET`` (panext_d2/config/squeezenet.py)."""
     c = cfg.MODEL.SQUEEZENET
     if c.VERSION not in SQUEEZENET_LAYERS:
         raise ValueError(
