@@ -159,26 +159,8 @@ class SSDISB(SSD):
         return processed
 
     # ---- entry points --------------------------------------------------------------------
-    def forward(self, batched_inputs: List[Dict]):
-        if not self.training:
-            return self.inference(batched_inputs)
-        images = self.preprocess_image(batched_inputs)
-        features, maps = self.forward_features(images.tensor)
-        pred_logits, pred_deltas = self.predict(maps)
-        default_boxes = self.get_default_boxes(maps, images.tensor)
-        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-        gt_labels, gt_deltas, _ = self.label_default_boxes(default_boxes, gt_instances)
-        losses = self.losses(pred_logits, pred_deltas, gt_labels, gt_deltas)
-        losses.update(self.mask_losses(features, gt_instances, images.tensor.shape[-2:]))
-        return losses
+    def extra_losses(self, features, gt_instances, input_size):
+        return self.mask_losses(features, gt_instances, input_size)
 
-    def inference(self, batched_inputs: List[Dict], do_postprocess: bool = True):
-        images = self.preprocess_image(batched_inputs)
-        features, maps = self.forward_features(images.tensor)
-        pred_logits, pred_deltas = self.predict(maps)
-        default_boxes = self.get_default_boxes(maps, images.tensor)
-        results = self.detect(pred_logits, pred_deltas, default_boxes, images.image_sizes)
-        results = self.predict_masks(features, results)
-        if not do_postprocess:
-            return results
-        return self.postprocess(results, batched_inputs, images.image_sizes)
+    def extend_detections(self, features, detections):
+        return self.predict_masks(features, detections)

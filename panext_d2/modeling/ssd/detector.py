@@ -347,20 +347,32 @@ class SSD(nn.Module):
         ``{"instances": Instances}`` per image."""
         if not self.training:
             return self.inference(batched_inputs)
-        images = self.preprocess_image(batched_inputs)
-        _, maps = self.forward_features(images.tensor)
-        pred_logits, pred_deltas = self.predict(maps)
-        default_boxes = self.get_default_boxes(maps, images.tensor)
+        images, features, pred_logits, pred_deltas, default_boxes = self.run_detector(batched_inputs)
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
         gt_labels, gt_deltas, _ = self.label_default_boxes(default_boxes, gt_instances)
-        return self.losses(pred_logits, pred_deltas, gt_labels, gt_deltas)
+        losses = self.losses(pred_logits, pred_deltas, gt_labels, gt_deltas)
+        losses.update(self.extra_losses(features, gt_instances, images.tensor.shape[-2:]))
+        return losses
 
     def inference(self, batched_inputs: List[Dict], do_postprocess: bool = True):
-        images = self.preprocess_image(batched_inputs)
-        _, maps = self.forward_features(images.tensor)
-        pred_logits, pred_deltas = self.predict(maps)
-        default_boxes = self.get_default_boxes(maps, images.tensor)
+        images, features, pred_logits, pred_deltas, default_boxes = self.run_detector(batched_inputs)
         results = self.detect(pred_logits, pred_deltas, default_boxes, images.image_sizes)
+        results = self.extend_detections(features, results)
         if not do_postprocess:
             return results
         return self.postprocess(results, batched_inputs, images.image_sizes)
+
+    def run_detector(self, batched_inputs: List[Dict]):
+        """(images, backbone features, class logits, box deltas, default boxes) of a batch."""
+        images = self.preprocess_image(batched_inputs)
+        features, maps = self.forward_features(images.tensor)
+        pred_logits, pred_deltas = self.predict(maps)
+        return images, features, pred_logits, pred_deltas, self.get_default_boxes(maps, images.tensor)
+
+    def extra_losses(self, features, gt_instances: List[Instances], input_size) -> Dict:
+        """Losses of heads built on the detector (SSD-ISB's masks); none here."""
+        return {}
+
+    def extend_detections(self, features, detections: List[Instances]) -> List[Instances]:
+        """Outputs that heads built on the detector add to its detections; none here."""
+        return detections

@@ -8,7 +8,6 @@ from detectron2.structures import BitMasks, Boxes, Instances
 
 from panext_d2.config.isb import ISB_SHAPES
 from panext_d2.modeling.isb import SSDISB
-from panext_d2.modeling.ssd import SSD
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 NEW = [[15, 15], [10, 10], [8, 8], [6, 6], [4, 4], [2, 2], [1, 1]]
@@ -144,7 +143,8 @@ def test_keep_unmasked_keeps_every_detection(tiny_cfg):
     model = build_model(tiny_cfg).eval()
     batch = [{"image": x["image"]} for x in _batch()]
     with torch.no_grad():
-        detections = SSD.inference(model, batch, do_postprocess=False)
+        images, _, logits, deltas, default_boxes = model.run_detector(batch)
+        detections = model.detect(logits, deltas, default_boxes, images.image_sizes)
         pruned = model.inference(batch, do_postprocess=False)
         model.keep_unmasked_test = True
         kept = model.inference(batch, do_postprocess=False)
