@@ -14,24 +14,28 @@ from detectron2.modeling.backbone.fpn import LastLevelP6P7
 
 from .convnext import ConvNeXtBackbone, PaNeXtEBackbone
 
-__all__ = ["build_p2p7_fpn", "build_convnext_fpn_backbone", "build_panext_e_fpn_backbone"]
+__all__ = ["p2p7_fpn", "build_p2p7_fpn", "build_convnext_fpn_backbone", "build_panext_e_fpn_backbone"]
+
+
+def p2p7_fpn(bottom_up, *, in_features=(), out_channels: int = 256, norm: str = "",
+             fuse_type: str = "sum") -> FPN:
+    """detectron2's FPN over ``bottom_up`` (``in_features``, empty: every output, res2..res5)
+    with P6 / P7 from P5."""
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=list(in_features) or list(bottom_up.output_shape()),
+        out_channels=out_channels,
+        norm=norm,
+        top_block=LastLevelP6P7(out_channels, out_channels, in_feature="p5"),
+        fuse_type=fuse_type,
+    )
 
 
 def build_p2p7_fpn(cfg, bottom_up) -> FPN:
-    """FPN from ``MODEL.FPN.*`` over ``bottom_up``, with P6/P7 from P5.
-
-    An empty ``MODEL.FPN.IN_FEATURES`` (detectron2's default) means every output of
-    ``bottom_up`` (res2..res5).
-    """
-    out_channels = cfg.MODEL.FPN.OUT_CHANNELS
-    return FPN(
-        bottom_up=bottom_up,
-        in_features=list(cfg.MODEL.FPN.IN_FEATURES) or list(bottom_up.output_shape()),
-        out_channels=out_channels,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelP6P7(out_channels, out_channels, in_feature="p5"),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    """:func:`p2p7_fpn` from ``MODEL.FPN.*``."""
+    f = cfg.MODEL.FPN
+    return p2p7_fpn(bottom_up, in_features=f.IN_FEATURES, out_channels=f.OUT_CHANNELS,
+                    norm=f.NORM, fuse_type=f.FUSE_TYPE)
 
 
 @BACKBONE_REGISTRY.register()
