@@ -3,12 +3,12 @@ hypercolumns, multi-level fuse block, losses, image-level batch sampling, the §
 and the semantic mapper. Each default names its source; "thesis silent" marks our decisions.
 
 Table 8.2 / 8.3 / 8.5 rows as configs (with MODEL.META_ARCHITECTURE "EncDecSegmentor"):
-  U-Net CE         DECODER "unet",         LOSS.MAIN "cross_entropy", LOSS.FG_WEIGHT 0.0
-  U-Net focal      DECODER "unet",         LOSS.MAIN "focal",         LOSS.FG_WEIGHT 0.0
-  Hypercolumns     DECODER "hypercolumns", LOSS.FG_WEIGHT 0.0
-  + ConvFuse       DECODER "proposed", FUSE.SE_IN False, FUSE.SE_OUT False
-  + SE Block In    DECODER "proposed", FUSE.SE_OUT False
-  + SE Block Out   DECODER "proposed" (every FUSE switch on) = "Proposed"
+  U-Net CE         HEAD "last_layer",   LOSS.MAIN "cross_entropy", LOSS.FG_WEIGHT 0.0
+  U-Net focal      HEAD "last_layer",   LOSS.MAIN "focal",         LOSS.FG_WEIGHT 0.0
+  Hypercolumns     HEAD "hypercolumns", LOSS.FG_WEIGHT 0.0
+  + ConvFuse       HEAD "fuse_block", FUSE.SE_IN False, FUSE.SE_OUT False
+  + SE Block In    HEAD "fuse_block", FUSE.SE_OUT False
+  + SE Block Out   HEAD "fuse_block" (every FUSE switch on) = "Proposed"
 (§7.3.3: the auxiliary loss "is only used in the proposed model"; the ablation rows of
 Table 8.5 do not say whether they kept it.)
 
@@ -32,11 +32,11 @@ def add_encdec_config(cfg):
     # the thesis' model), "BiFPNDecoder" (EfficientDet-D2, §5.5 / §8.4, MODEL.ENCDEC.BIFPN),
     # "FaPNDecoder" (ResNet50-FaPN, §5.6 / §8.4, MODEL.ENCDEC.FAPN).
     cfg.MODEL.ENCDEC.DECODER_NAME = "UNetDecoder"
-    # What is classified: "unet" = the decoder's finest output (the plain U-Net, or the plain
-    # EfficientDet / FaPN baseline of Table 8.4) | "hypercolumns" (+ eq. 6.1 over every
-    # decoder output) | "proposed" (+ eq. 6.2 fuse block). Default: the thesis' model (§6,
-    # Tables 8.2 / 8.3 "Proposed").
-    cfg.MODEL.ENCDEC.DECODER = "proposed"
+    # What the classifier reads: "last_layer" = the decoder's finest output (the plain U-Net,
+    # or the plain EfficientDet / FaPN baseline of Table 8.4) | "hypercolumns" (eq. 6.1 over
+    # every decoder output) | "fuse_block" (eq. 6.2 on the hypercolumns: the thesis' model,
+    # "Proposed" in Tables 8.2 / 8.3; the default).
+    cfg.MODEL.ENCDEC.HEAD = "fuse_block"
     # Output width of each decoder stage, coarsest stage first; the length sets the depth.
     # The first len(IN_FEATURES) - 1 stages take the skips res4..res2; further stages
     # upsample x2 without a skip. U-Net's decoder mirrors its encoder back to the input
@@ -59,7 +59,7 @@ def add_encdec_config(cfg):
     # stride 32); the decoder also matches sizes by interpolation, so 0 works as well.
     cfg.MODEL.ENCDEC.SIZE_DIVISIBILITY = 32
     # Whether the last 3x3 conv before the 1x1 classifier (the fuse block's last conv of F for
-    # "proposed", the last U-Net stage's second conv for "unet") ends in a ReLU. True: the
+    # "fuse_block", the last U-Net stage's second conv for "last_layer") ends in a ReLU. True: the
     # thesis (§6.1.3 and Fig. 6.3: the three convs of F are "followed by Batch Normalization and
     # ReLU"; U-Net's convs are followed by ReLU, §5.3). False: BN only, for training from
     # scratch (the CPU quick configs): there the classifier's foreground weights turn
@@ -68,7 +68,7 @@ def add_encdec_config(cfg):
     # classifies X of eq. 6.1 (a sum of 1x1 convs, no ReLU), so it is unaffected.
     cfg.MODEL.ENCDEC.CLASSIFIER_INPUT_RELU = True
 
-    # Multi-level fuse block Z' = psi2(F(psi1(X))) (eq. 6.2); used by DECODER "proposed".
+    # Multi-level fuse block Z' = psi2(F(psi1(X))) (eq. 6.2); used by HEAD "fuse_block".
     cfg.MODEL.ENCDEC.FUSE = CN()
     cfg.MODEL.ENCDEC.FUSE.SE_IN = True  # psi1 (Table 8.5 "+ SE Block In")
     cfg.MODEL.ENCDEC.FUSE.CONV = True  # F (Table 8.5 "+ ConvFuse")

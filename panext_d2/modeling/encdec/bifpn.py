@@ -188,7 +188,7 @@ class BiFPNDecoder(nn.Module):
     extra levels): ``out_channels`` = ``[channels] * levels`` and ``out_strides`` coarsest
     first. ``last_conv`` is None: the finest output ends in a norm, not a ReLU.
 
-    ``finest_only`` (set for ``MODEL.ENCDEC.DECODER`` "unet", whose classifier reads only the
+    ``finest_only`` (set for ``MODEL.ENCDEC.HEAD`` "last_layer", whose classifier reads only the
     finest map: the red pathway of Fig. 5.8) drops the last layer's bottom-up pass, which
     could not reach that map, and returns the finest output alone. Its parameters would get
     no gradient, which DistributedDataParallel without ``find_unused_parameters`` rejects.
@@ -231,7 +231,7 @@ class BiFPNDecoder(nn.Module):
             eps: epsilon of the fast normalised fusion's denominator;
                 ``MODEL.ENCDEC.BIFPN.EPS``.
             finest_only: drop the last layer's bottom-up pass and return the finest output
-                alone; by config True when ``MODEL.ENCDEC.DECODER`` is "unet".
+                alone; by config True when ``MODEL.ENCDEC.HEAD`` is "last_layer".
         """
         super().__init__()
         strides = input_strides(input_shape, in_features, doubling=True)
@@ -289,7 +289,7 @@ class BiFPNDecoder(nn.Module):
             "activation": b.ACTIVATION,
             "fusion": b.FUSION,
             "eps": b.EPS,
-            "finest_only": cfg.MODEL.ENCDEC.DECODER == "unet",
+            "finest_only": cfg.MODEL.ENCDEC.HEAD == "last_layer",
         }
 
     @property

@@ -5,7 +5,7 @@ returns, from ``forward(features)``, a list of maps ordered coarsest first whose
 the finest. It exposes ``out_channels`` and ``out_strides`` (one per output, same order) and
 ``last_conv``: the conv producing the finest output when it ends in a ReLU that
 ``MODEL.ENCDEC.CLASSIFIER_INPUT_RELU`` may drop, else None. Every output feeds the inverted
-hypercolumns (eq. 6.1); the finest alone feeds the plain classifier (``DECODER`` "unet").
+hypercolumns (eq. 6.1); the finest alone feeds the plain classifier (``MODEL.ENCDEC.HEAD`` "last_layer").
 """
 from detectron2.utils.registry import Registry
 

@@ -108,7 +108,7 @@ class FaPNDecoder(nn.Module):
     activation, so ``last_conv`` is None). Sizes are matched by interpolating to the lateral's
     size, so inputs need not be multiples of the output stride.
 
-    ``finest_only`` (set for ``MODEL.ENCDEC.DECODER`` "unet", whose classifier reads only the
+    ``finest_only`` (set for ``MODEL.ENCDEC.HEAD`` "last_layer", whose classifier reads only the
     finest map) builds and returns the finest level's output conv alone: the coarser output
     convs would get no gradient, and DistributedDataParallel (without
     ``find_unused_parameters``) fails on parameters without one. The top-down path, hence every
@@ -141,7 +141,7 @@ class FaPNDecoder(nn.Module):
             deform_impl: deformable conv operator, "auto", "fast" or "torchvision" (see
                 :mod:`panext_d2.layers.deform_conv`); ``MODEL.ENCDEC.FAPN.DEFORM_IMPL``.
             finest_only: build and return the finest level's output alone; by config True
-                when ``MODEL.ENCDEC.DECODER`` is "unet".
+                when ``MODEL.ENCDEC.HEAD`` is "last_layer".
         """
         super().__init__()
         input_strides(input_shape, in_features)
@@ -179,7 +179,7 @@ class FaPNDecoder(nn.Module):
             "norm": f.NORM,
             "deformable_groups": f.DEFORMABLE_GROUPS,
             "deform_impl": f.DEFORM_IMPL,
-            "finest_only": cfg.MODEL.ENCDEC.DECODER == "unet",
+            "finest_only": cfg.MODEL.ENCDEC.HEAD == "last_layer",
         }
 
     @property

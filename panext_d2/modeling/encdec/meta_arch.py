@@ -20,7 +20,7 @@ from .hypercolumns import InvertedHypercolumns
 from .losses import focal_loss, foreground_dice_loss, pixel_cross_entropy
 from .unet import resize_to
 
-DECODERS = ("unet", "hypercolumns", "proposed")
+HEADS = ("last_layer", "hypercolumns", "fuse_block")
 MAIN_LOSSES = ("cross_entropy", "focal")
 
 
@@ -28,9 +28,9 @@ class EncDecHead(nn.Module):
     """Decoder + (hypercolumns) + (fuse block) + 1x1 classifier; logits at the stride of the
     decoder's finest output.
 
-    ``mode`` (``MODEL.ENCDEC.DECODER``): "unet" classifies the decoder's finest output (the
+    ``mode`` (``MODEL.ENCDEC.HEAD``): "last_layer" classifies the decoder's finest output (the
     plain baseline of any decoder, the U-Net for the default one); "hypercolumns" classifies
-    X of eq. 6.1 over every decoder output; "proposed" classifies Z' = fuse(X) of eq. 6.2,
+    X of eq. 6.1 over every decoder output; "fuse_block" classifies Z' = fuse(X) of eq. 6.2,
     with ``fuse`` switching its parts.
     """
 
@@ -40,7 +40,7 @@ class EncDecHead(nn.Module):
         *,
         decoder: nn.Module,
         num_classes: int,
-        mode: str = "proposed",
+        mode: str = "fuse_block",
         hypercolumn_channels: int = 64,
         norm: str = "BN",
         fuse: Optional[dict] = None,
@@ -50,22 +50,22 @@ class EncDecHead(nn.Module):
         Args:
             decoder: a decoder as described in :mod:`.build`.
             classifier_input_relu: False drops the ReLU of the last 3x3 conv-BN-ReLU before
-                the classifier (fuse block's F, or the decoder's last conv for "unet"), so the
+                the classifier (fuse block's F, or the decoder's last conv for "last_layer"), so the
                 classifier sees signed features (``MODEL.ENCDEC.CLASSIFIER_INPUT_RELU``).
         """
         super().__init__()
-        if mode not in DECODERS:
-            raise ValueError(f"MODEL.ENCDEC.DECODER={mode!r}; expected one of {DECODERS}")
+        if mode not in HEADS:
+            raise ValueError(f"MODEL.ENCDEC.HEAD={mode!r}; expected one of {HEADS}")
         self.decoder = decoder
         self.hypercolumns = None
         self.fuse = None
         width = self.decoder.out_channels[-1]
-        if mode != "unet":
+        if mode != "last_layer":
             self.hypercolumns = InvertedHypercolumns(
                 self.decoder.out_channels, hypercolumn_channels
             )
             width = hypercolumn_channels
-        if mode == "proposed":
+        if mode == "fuse_block":
             self.fuse = MultiLevelFuse(width, norm=norm, **(fuse or {}))
         if not classifier_input_relu:
             last = self._last_conv_before_classifier()
@@ -82,7 +82,7 @@ class EncDecHead(nn.Module):
         return {
             "decoder": build_encdec_decoder(cfg, input_shape),
             "num_classes": e.NUM_CLASSES,
-            "mode": e.DECODER,
+            "mode": e.HEAD,
             "hypercolumn_channels": e.HYPERCOLUMN_CHANNELS,
             "norm": e.NORM,
             "classifier_input_relu": e.CLASSIFIER_INPUT_RELU,

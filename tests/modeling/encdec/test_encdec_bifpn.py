@@ -1,6 +1,6 @@
 """BiFPNDecoder (Andrade (2021) §5.5): outputs and strides, eq. 5.2 fusion against a hand
 computation, the node wiring of a layer, "sum" fusion, odd input sizes, parameter counts,
-and EfficientDet-style EncDecSegmentors ("unet" / "proposed") that train and infer."""
+and EfficientDet-style EncDecSegmentors ("last_layer" / "fuse_block") that train and infer."""
 
 import math
 import os
@@ -221,7 +221,7 @@ def efficientdet_cfg(mode):
     cfg.MODEL.TIMM.OUT_INDICES = [2, 3, 4]
     cfg.MODEL.ENCDEC.IN_FEATURES = ["c3", "c4", "c5"]
     cfg.MODEL.ENCDEC.DECODER_NAME = "BiFPNDecoder"
-    cfg.MODEL.ENCDEC.DECODER = mode
+    cfg.MODEL.ENCDEC.HEAD = mode
     cfg.MODEL.ENCDEC.BIFPN.CHANNELS = C
     cfg.MODEL.ENCDEC.BIFPN.NUM_LAYERS = 2
     cfg.MODEL.ENCDEC.HYPERCOLUMN_CHANNELS = 8
@@ -243,7 +243,7 @@ def tiny_batch(height=64, width=64, n=2):
     return batch
 
 
-@pytest.mark.parametrize("mode", ["unet", "proposed"])
+@pytest.mark.parametrize("mode", ["last_layer", "fuse_block"])
 def test_efficientdet_segmentor_trains_and_infers(mode):
     torch.manual_seed(0)
     model = build_model(efficientdet_cfg(mode))
@@ -251,8 +251,8 @@ def test_efficientdet_segmentor_trains_and_infers(mode):
     decoder_ = model.head.decoder
     assert isinstance(decoder_, BiFPNDecoder)
     assert model.size_divisibility == 128
-    # "proposed": the hypercolumns read all 5 levels (§8.4); "unet": the finest alone.
-    assert decoder_.out_strides == ([8] if mode == "unet" else [128, 64, 32, 16, 8])
+    # "fuse_block": the hypercolumns read all 5 levels (§8.4); "last_layer": the finest alone.
+    assert decoder_.out_strides == ([8] if mode == "last_layer" else [128, 64, 32, 16, 8])
 
     batch = tiny_batch()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -286,7 +286,7 @@ def test_recipe_configs(name):
     assert cfg.MODEL.ENCDEC.DECODER_NAME == "BiFPNDecoder"
     assert cfg.MODEL.ENCDEC.BIFPN.CHANNELS == 112 and cfg.MODEL.ENCDEC.BIFPN.NUM_LAYERS == 5
     proposed = name.endswith("proposed")
-    assert cfg.MODEL.ENCDEC.DECODER == ("proposed" if proposed else "unet")
+    assert cfg.MODEL.ENCDEC.HEAD == ("fuse_block" if proposed else "last_layer")
     assert cfg.MODEL.ENCDEC.LOSS.FG_WEIGHT == (0.1 if proposed else 0.0)
     with torch.device("meta"):
         model = build_model(cfg)

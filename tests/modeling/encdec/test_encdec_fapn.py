@@ -29,7 +29,7 @@ def _features(h, w, n=2):
     }
 
 
-def fapn_cfg(cfg, decoder="unet", channels=16, groups=4, **encdec):
+def fapn_cfg(cfg, decoder="last_layer", channels=16, groups=4, **encdec):
     tiny_cfg(cfg, decoder, DECODER_NAME="FaPNDecoder", **encdec)
     cfg.MODEL.ENCDEC.FAPN.CHANNELS = channels
     cfg.MODEL.ENCDEC.FAPN.DEFORMABLE_GROUPS = groups
@@ -46,7 +46,7 @@ def test_outputs_order_shapes_strides():
     outs = decoder(_features(64, 96))
     assert [tuple(o.shape[-2:]) for o in outs] == [(2, 3), (4, 6), (8, 12), (16, 24)]
     assert all(o.shape[:2] == (2, 8) for o in outs)
-    # DECODER "unet" reads the finest map only: P2 alone, with the same top-down path.
+    # HEAD "last_layer" reads the finest map only: P2 alone, with the same top-down path.
     finest = FaPNDecoder(SHAPES, IN_FEATURES, channels=8, deformable_groups=2, finest_only=True)
     finest.selection.load_state_dict(decoder.selection.state_dict())
     finest.alignment.load_state_dict(decoder.alignment.state_dict())
@@ -163,14 +163,14 @@ def _fapn_params(model):
     return {n: p for n, p in model.named_parameters() if n.startswith("head.decoder.")}
 
 
-@pytest.mark.parametrize("decoder", ["unet", "proposed"])
+@pytest.mark.parametrize("decoder", ["last_layer", "fuse_block"])
 def test_segmentor_trains_and_infers(cfg, decoder):
     torch.manual_seed(0)
     model = build_model(fapn_cfg(cfg, decoder))
     assert isinstance(model.head.decoder, FaPNDecoder)
-    assert (model.head.hypercolumns is None) == (decoder == "unet")
-    assert model.head.decoder.finest_only == (decoder == "unet")
-    num_outputs = 1 if decoder == "unet" else 4
+    assert (model.head.hypercolumns is None) == (decoder == "last_layer")
+    assert model.head.decoder.finest_only == (decoder == "last_layer")
+    num_outputs = 1 if decoder == "last_layer" else 4
     assert len(model.head.decoder.out_strides) == num_outputs
     assert model.head.output_stride == 4
     batch = _inputs()

@@ -16,14 +16,14 @@ from panext_d2.modeling.encdec.unet import UNetStage, resize_to
 H, W = 64, 80  # not multiples of 32
 
 
-def tiny_cfg(cfg, decoder="proposed", **encdec):
+def tiny_cfg(cfg, decoder="fuse_block", **encdec):
     cfg.MODEL.META_ARCHITECTURE = "EncDecSegmentor"
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.RESNETS.DEPTH = 18
     cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
     cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
     cfg.MODEL.RESNETS.NORM = "BN"
-    cfg.MODEL.ENCDEC.DECODER = decoder
+    cfg.MODEL.ENCDEC.HEAD = decoder
     cfg.MODEL.ENCDEC.DECODER_CHANNELS = [32, 16, 8]
     cfg.MODEL.ENCDEC.HYPERCOLUMN_CHANNELS = 8
     cfg.MODEL.ENCDEC.FUSE.SE_REDUCTION = 4
@@ -55,7 +55,7 @@ def _inputs(n=2, with_target=True):
     return batch
 
 
-@pytest.mark.parametrize("decoder", ["unet", "hypercolumns", "proposed"])
+@pytest.mark.parametrize("decoder", ["last_layer", "hypercolumns", "fuse_block"])
 @pytest.mark.parametrize("divisibility", [32, 0])
 def test_inference_shapes(cfg, decoder, divisibility):
     torch.manual_seed(0)
@@ -74,13 +74,13 @@ def test_head_composition(cfg):
     def count(model, cls):
         return sum(isinstance(m, cls) for m in model.modules())
 
-    unet = build_model(tiny_cfg(cfg.clone(), "unet"))
+    unet = build_model(tiny_cfg(cfg.clone(), "last_layer"))
     assert unet.head.hypercolumns is None and unet.head.fuse is None
     assert unet.head.predictor.in_channels == 8 and unet.head.output_stride == 4
     hyper = build_model(tiny_cfg(cfg.clone(), "hypercolumns"))
     assert isinstance(hyper.head.hypercolumns, InvertedHypercolumns) and hyper.head.fuse is None
     assert len(hyper.head.hypercolumns.phi) == 3
-    full = build_model(tiny_cfg(cfg.clone(), "proposed"))
+    full = build_model(tiny_cfg(cfg.clone(), "fuse_block"))
     assert count(full, SqueezeExcitation) == 2 and len(full.head.fuse.body) == 5
     rows = {  # Table 8.5: + ConvFuse, + SE in, + SE out
         (False, True, False): 3,
@@ -91,7 +91,7 @@ def test_head_composition(cfg):
         m = build_model(
             tiny_cfg(
                 cfg.clone(),
-                "proposed",
+                "fuse_block",
                 **{"FUSE.SE_IN": se_in, "FUSE.CONV": conv, "FUSE.SE_OUT": se_out},
             )
         )
@@ -99,7 +99,7 @@ def test_head_composition(cfg):
         assert count(m, SqueezeExcitation) == se_in + se_out
         if se_in:
             assert isinstance(m.head.fuse.body[0], SqueezeExcitation)
-    with pytest.raises(ValueError, match="DECODER"):
+    with pytest.raises(ValueError, match="MODEL.ENCDEC.HEAD"):
         build_model(tiny_cfg(cfg.clone(), "fpn"))
     with pytest.raises(KeyError, match="DECODER_NAME='FPNDecoder'.*UNetDecoder"):
         build_model(tiny_cfg(cfg.clone(), DECODER_NAME="FPNDecoder"))
@@ -107,7 +107,7 @@ def test_head_composition(cfg):
 
 @pytest.mark.parametrize(
     "decoder,main",
-    [("unet", "focal"), ("hypercolumns", "cross_entropy"), ("proposed", "cross_entropy")],
+    [("last_layer", "focal"), ("hypercolumns", "cross_entropy"), ("fuse_block", "cross_entropy")],
 )
 def test_forward_backward(cfg, decoder, main):
     torch.manual_seed(0)
@@ -126,7 +126,7 @@ def test_forward_backward(cfg, decoder, main):
 
 def test_all_empty_batch_and_no_fg_loss(cfg):
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(cfg, "proposed")).train()
+    model = build_model(tiny_cfg(cfg, "fuse_block")).train()
     batch = _inputs()
     batch[0]["sem_seg"] = torch.zeros(H, W, dtype=torch.long)
     losses = model(batch)
@@ -170,7 +170,7 @@ def test_decoder_stage_order_and_sizes():
         UNetDecoder(shapes, ["res3", "res2", "res4", "res5"], [12, 10, 6], norm="")
 
 
-@pytest.mark.parametrize("decoder", ["unet", "hypercolumns", "proposed"])
+@pytest.mark.parametrize("decoder", ["last_layer", "hypercolumns", "fuse_block"])
 def test_classifier_input_relu(cfg, decoder):
     """CLASSIFIER_INPUT_RELU=False leaves exactly the last 3x3 conv before the classifier
     without its ReLU (BN only), so the classifier sees signed features; True keeps it."""
@@ -185,9 +185,9 @@ def test_classifier_input_relu(cfg, decoder):
     assert relu_free_convs(with_relu) == []
     torch.manual_seed(0)
     signed = build_model(tiny_cfg(cfg.clone(), decoder, CLASSIFIER_INPUT_RELU=False))
-    expected = {"unet": ["decoder.stages.2.conv2"], "hypercolumns": [], "proposed": ["fuse.body.3"]}
+    expected = {"last_layer": ["decoder.stages.2.conv2"], "hypercolumns": [], "fuse_block": ["fuse.body.3"]}
     assert relu_free_convs(signed) == expected[decoder]
-    if decoder == "unet":
+    if decoder == "last_layer":
         with torch.no_grad():
             x = signed.head.decoder(signed.backbone(torch.randn(2, 3, 64, 64)))[-1]
         assert (x < 0).any()
@@ -213,7 +213,7 @@ def test_recipe_decoder_mirrors_the_encoder_to_the_input_resolution():
 
 
 def test_skip_free_stages_double_the_resolution(cfg):
-    cfg = tiny_cfg(cfg, "unet")
+    cfg = tiny_cfg(cfg, "last_layer")
     cfg.MODEL.ENCDEC.DECODER_CHANNELS = [16, 8, 8, 4, 4]
     model = build_model(cfg).eval()
     assert model.head.decoder.out_strides == [16, 8, 4, 2, 1]

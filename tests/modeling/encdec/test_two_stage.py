@@ -90,7 +90,7 @@ class _FixedClassifier(torch.nn.Module):
 
 def test_two_stage_gates_the_segmenter(cfg):
     torch.manual_seed(0)
-    segmenter = build_model(tiny_cfg(cfg, "unet")).eval()
+    segmenter = build_model(tiny_cfg(cfg, "last_layer")).eval()
     model = TwoStageSegmentor(
         classifier=_FixedClassifier(), segmenter=segmenter, num_classes=3, threshold=0.5
     ).eval()
@@ -126,10 +126,10 @@ def test_two_stage_builds_from_one_config_and_loads_an_assembled_checkpoint(cfg,
     torch.manual_seed(0)
     classifier = build_model(classifier_cfg(get_panext_cfg()))
     DetectionCheckpointer(classifier, str(tmp_path)).save("classifier")
-    segmenter = build_model(tiny_cfg(get_panext_cfg(), "unet"))
+    segmenter = build_model(tiny_cfg(get_panext_cfg(), "last_layer"))
     DetectionCheckpointer(segmenter, str(tmp_path)).save("segmenter")
 
-    cfg = tiny_cfg(cfg, "unet")
+    cfg = tiny_cfg(cfg, "last_layer")
     cfg.MODEL.META_ARCHITECTURE = "TwoStageSegmentor"
     cfg.MODEL.IMAGE_CLASSIFIER.NUM_FOREGROUND_CLASSES = 2
     cfg.MODEL.TWO_STAGE.CLASSIFIER_INPUT_SIZE = (32, 32)
