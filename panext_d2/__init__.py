@@ -4,7 +4,7 @@
 meta-architecture of the package in detectron2's registries.
 """
 from . import data, evaluation, modeling  # noqa: F401  (registrations)
-from .config import add_panext_config, get_panext_cfg
+from .config import add_panext_d2_config, get_panext_cfg
 from .engine import Trainer
 
-__all__ = ["add_panext_config", "get_panext_cfg", "Trainer"]
+__all__ = ["add_panext_d2_config", "get_panext_cfg", "Trainer"]

@@ -1,4 +1,4 @@
-"""One ``add_*_config`` per component, composed by :func:`add_panext_config`."""
+"""One ``add_*_config`` per component, composed by :func:`add_panext_d2_config`."""
 from detectron2.config import get_cfg
 
 from .common import add_common_config
@@ -15,7 +15,7 @@ from .panext import add_panext_head_config
 from .lowcost import add_lowcost_seg_config
 
 
-def add_panext_config(cfg):
+def add_panext_d2_config(cfg):
     """Add every key panext_d2 understands to a detectron2 config, with its default."""
     add_common_config(cfg)
     add_mobilenet_config(cfg)
@@ -34,11 +34,11 @@ def add_panext_config(cfg):
 
 def get_panext_cfg(config_file=None, opts=()):
     """detectron2's default config plus ours, merged with a YAML file and KEY VALUE overrides."""
-    cfg = add_panext_config(get_cfg())
+    cfg = add_panext_d2_config(get_cfg())
     if config_file:
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
     return cfg
 
 
-__all__ = ["add_panext_config", "add_common_config", "get_panext_cfg"]
+__all__ = ["add_panext_d2_config", "add_common_config", "get_panext_cfg"]
