@@ -7,9 +7,7 @@ import cv2
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
-from detectron2.data import transforms as T
 from detectron2.engine import DefaultPredictor
-from detectron2.modeling import build_model
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 from panext_d2.data.image_io import read_image
@@ -140,16 +138,12 @@ class Predictor(DefaultPredictor):
     a truncated or foreign checkpoint raises an error naming the file."""
 
     def __init__(self, cfg):
+        without_weights = cfg.clone()
+        without_weights.defrost()
+        without_weights.MODEL.WEIGHTS = ""
+        super().__init__(without_weights)
         self.cfg = cfg.clone()
-        self.model = build_model(self.cfg)
-        self.model.eval()
-        if len(cfg.DATASETS.TEST):
-            self.metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
         SafeCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
-        self.aug = T.ResizeShortestEdge(
-            [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST
-        )
-        self.input_format = cfg.INPUT.FORMAT
 
 
 class VisualizationDemo:

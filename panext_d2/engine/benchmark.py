@@ -15,7 +15,7 @@ from ..utils.batchnorm import calibrate_batchnorm, fold_batchnorm
 from ..utils.memory import PeakMemory, retain_freed_memory
 from ..utils.model_inputs import benchmark_image, count_detections, make_inputs
 from ..utils.model_size import count_flops, count_parameters
-from ..utils.timing import _model_device, _progress, _sync, summarize_times, time_inference
+from ..utils.timing import model_device, progress_bar, synchronize, summarize_times, time_inference
 from .checkpoint import SafeCheckpointer
 from .trainer import Trainer
 
@@ -53,7 +53,7 @@ def benchmark_model(cfg, name: str, weights: Optional[str] = None,
     if weights:
         SafeCheckpointer(model).load(weights)
     model.eval()
-    device = _model_device(model)
+    device = model_device(model)
     params = count_parameters(model)
 
     image = benchmark_image(options.height, options.width, options.image, cfg.INPUT.FORMAT)
@@ -120,10 +120,10 @@ def time_training(cfg, runs: int, warmup: int = 1, channels_last: bool = False,
         model = model.to(memory_format=torch.channels_last)
     model.train()
     optimizer = Trainer.build_optimizer(cfg, model)
-    device = _model_device(model)
+    device = model_device(model)
     loader = iter(Trainer.build_train_loader(cfg))
     step_times, data_times = [], []
-    for i in _progress(range(warmup + runs), desc, progress):
+    for i in progress_bar(range(warmup + runs), desc, progress):
         start = time.perf_counter()
         batch = next(loader)
         loaded = time.perf_counter()
@@ -132,7 +132,7 @@ def time_training(cfg, runs: int, warmup: int = 1, channels_last: bool = False,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        _sync(device)
+        synchronize(device)
         if i >= warmup:
             data_times.append(loaded - start)
             step_times.append(time.perf_counter() - loaded)

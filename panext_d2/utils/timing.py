@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _progress(iterable, desc: str, enabled: bool):
+def progress_bar(iterable, desc: str, enabled: bool):
     if not enabled:
         return iterable
     from tqdm import tqdm
@@ -21,7 +21,7 @@ def _progress(iterable, desc: str, enabled: bool):
     return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
     return torch.device("cpu")
@@ -32,17 +32,17 @@ def time_inference(model: nn.Module, inputs: List[Dict], runs: int, warmup: int 
                    desc: str = "inference") -> List[float]:
     """Seconds per ``model(inputs)`` call for ``runs`` timed calls after ``warmup`` untimed ones,
     in eval mode and ``torch.inference_mode()``."""
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = torch.device(device) if device is not None else model_device(model)
     model.eval()
     times = []
     with torch.inference_mode():
-        for _ in _progress(range(warmup), f"{desc} warm-up", progress):
+        for _ in progress_bar(range(warmup), f"{desc} warm-up", progress):
             model(inputs)
-        _sync(device)
-        for _ in _progress(range(runs), desc, progress):
+        synchronize(device)
+        for _ in progress_bar(range(runs), desc, progress):
             start = time.perf_counter()
             model(inputs)
-            _sync(device)
+            synchronize(device)
             times.append(time.perf_counter() - start)
     return times
 

@@ -34,6 +34,8 @@ from typing import List, Sequence, Tuple
 
 import torch
 
+from ...utils.grouping import rank_in_group
+
 __all__ = ["BranchSpec", "ISBRouting", "build_isb_routing", "ISB_VARIANTS"]
 
 ISB_VARIANTS = ("single_branch", "single_shape", "single_shape_plus", "multi_shape")
@@ -113,13 +115,8 @@ class ISBRouting:
             return branch
         num = len(self)
         valid = branch >= 0
-        group = torch.where(valid, image_index * num + branch, torch.full_like(branch, -1))
-        order = torch.sort(group, stable=True).indices
-        sorted_group = group[order]
-        counts = torch.bincount(sorted_group + 1)
-        starts = counts.cumsum(0) - counts
-        rank = torch.empty_like(branch)
-        rank[order] = torch.arange(branch.numel(), device=branch.device) - starts[sorted_group + 1]
+        group = torch.where(valid, image_index * num + branch + 1, torch.zeros_like(branch))
+        rank = rank_in_group(group)  # group 0: the unrouted boxes
         caps = self._caps.to(branch.device)[branch.clamp(min=0)]
         return torch.where(valid & (rank < caps), branch, torch.full_like(branch, -1))
 

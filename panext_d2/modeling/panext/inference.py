@@ -8,6 +8,8 @@ from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import Boxes, Instances
 from torch.nn import functional as F
 
+from ...utils.grouping import rank_in_group
+
 
 def apply_kernels(kernels: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """1x1 dynamic convolution, batched: (B, N, D) kernels x (B, D, H, W) -> (B, N, H, W)."""
@@ -238,14 +240,8 @@ def object_masks(kernels: torch.Tensor, owners: torch.Tensor, hr: torch.Tensor) 
     """Mask logits (T, H, W) of T kernels, each applied to its own image's HR map, in one
     batched product over zero-padded per-image kernel sets."""
     num_images = hr.shape[0]
-    counts = torch.bincount(owners, minlength=num_images)
-    order = torch.argsort(owners, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    slot = torch.empty_like(owners)
-    slot[order] = torch.arange(len(owners), device=owners.device) - starts[owners[order]]
-    padded = kernels.new_zeros(
-        num_images, int(counts.max()) if len(owners) else 0, kernels.shape[1]
-    )
+    slot = rank_in_group(owners, num_images)
+    padded = kernels.new_zeros(num_images, int(slot.max()) + 1 if len(owners) else 0, kernels.shape[1])
     padded[owners, slot] = kernels
     return apply_kernels(padded, hr)[owners, slot]
 

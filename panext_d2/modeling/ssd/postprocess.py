@@ -18,6 +18,7 @@ from torchvision.ops import batched_nms
 
 from detectron2.structures import Boxes, Instances
 
+from ...utils.grouping import rank_in_group
 from .box_coder import SSDBoxCoder
 
 __all__ = ["ssd_inference"]
@@ -29,16 +30,6 @@ def _empty(image_size, device) -> Instances:
     result.scores = torch.zeros(0, device=device)
     result.pred_classes = torch.zeros(0, dtype=torch.long, device=device)
     return result
-
-
-def _rank_in_group(group: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """Position of each element among the elements of its group, in the given order."""
-    order = torch.sort(group, stable=True).indices
-    counts = torch.bincount(group, minlength=num_groups)
-    starts = counts.cumsum(0) - counts
-    rank = torch.empty_like(group)
-    rank[order] = torch.arange(group.numel(), device=group.device) - starts[group[order]]
-    return rank
 
 
 def ssd_inference(
@@ -90,9 +81,9 @@ def ssd_inference(
     kept = batched_nms(boxes.float(), cand_scores.float(), group, nms_thresh)
     # batched_nms returns indices by decreasing score: the first max_per_class of each
     # (image, class) group, then the first max_detections of each image.
-    kept = kept[_rank_in_group(group[kept], n * num_classes) < max_per_class]
+    kept = kept[rank_in_group(group[kept], n * num_classes) < max_per_class]
     kept = kept[torch.sort(img[kept], stable=True).indices]
-    kept = kept[_rank_in_group(img[kept], n) < max_detections]
+    kept = kept[rank_in_group(img[kept], n) < max_detections]
     per_image = torch.split(kept, torch.bincount(img[kept], minlength=n).tolist())
 
     results = []
