@@ -21,8 +21,8 @@ from .detection import augment
 logger = logging.getLogger(__name__)
 
 
-def read_panoptic_record(record, image_size) -> tuple:
-    """(RGB panoptic PNG as uint8 (H, W, 3), its (H, W) segment ids) of a training record,
+def read_panoptic_record(record, image_size) -> np.ndarray:
+    """The RGB panoptic PNG (uint8 (H, W, 3)) of a training record,
     checked against the record: an error naming the files when the record has no panoptic
     annotation, the PNG's size differs from the image's, or most of the JSON's segments do not
     occur in the PNG (an id encoding that does not match); a warning for partial mismatches."""
@@ -55,7 +55,7 @@ def read_panoptic_record(record, image_size) -> tuple:
             f"panoptic PNG {path}: JSON segments without pixels {sorted(missing)}, "
             f"PNG ids the JSON does not list {sorted(present - listed)} (trained as void)"
         )
-    return pan_rgb, ids
+    return pan_rgb
 
 
 class PaNeXtPanopticMapper:
@@ -138,7 +138,7 @@ class PaNeXtPanopticMapper:
             return dataset_dict
 
         # The RGB-encoded PNG is transformed as uint8 (nearest), then decoded to ids.
-        pan_rgb, _ = read_panoptic_record(dataset_dict, image.shape[:2])
+        pan_rgb = read_panoptic_record(dataset_dict, image.shape[:2])
         self._check_categories(dataset_dict)
         dataset_dict.pop("pan_seg_file_name")
         aug_input = T.AugInput(image, sem_seg=pan_rgb)
